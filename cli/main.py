@@ -1,0 +1,72 @@
+"""`connectin`: starts each process of the platform and manages local services.
+
+Process packages are imported inside their command so one process never loads
+another's code (DESIGN.md: they meet only in core/, the database and Kafka).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from cli.services import services_app
+from core.logging import configure_logging
+from core.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="ConnectIn event platform")
+app.add_typer(services_app, name="services", help="Local Postgres and Kafka: up|down|status|env")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (alembic upgrade head)."""
+    from migrations import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database.url)
+    typer.echo("database migrated to head")
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, process="api")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay (leader per shard, exactly-once publication)."""
+    from relay.main import run
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, process="relay")
+    raise typer.Exit(asyncio.run(run(settings)))
+
+
+@app.command()
+def consumers() -> None:
+    """Run the consumer groups (exactly-once effects)."""
+    from consumers.main import run
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, process="consumers")
+    raise typer.Exit(asyncio.run(run(settings)))
+
+
+@app.command()
+def up() -> None:
+    """Services, migrations, then api + relay + consumers + localstripe in the foreground."""
+    from cli.up import run_all
+
+    raise typer.Exit(run_all(Settings.from_env()))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""ConnectIn consumers process."""

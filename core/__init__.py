@@ -1,0 +1,1 @@
+"""What the api, relay and consumers share: settings, database, schema, envelope, outbox writer."""

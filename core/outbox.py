@@ -1,0 +1,123 @@
+"""The outbox writer: the only way any process emits an event.
+
+It takes the caller's session and never commits: the event commits or rolls back
+with the caller's domain rows (DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.envelope import SCHEMA_VERSION, Envelope, event_key, kafka_headers
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    topic: str
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    data: dict[str, Any]
+    user_id: int | None = None
+    traceparent: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    outbox_id: int
+    event_id: uuid.UUID
+    key: str
+    sequence: int
+    shard: int
+
+
+def shard_of(key: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's hash() is salted)."""
+    return zlib.crc32(key.encode()) % shards
+
+
+def lock_id_of(key: str) -> int:
+    """A signed 64-bit id for pg_advisory_xact_lock(bigint)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+# One round trip. The advisory lock is taken first (the INSERT reads from `lock`), so
+# a later transaction on the same key waits until the earlier one commits and only
+# then draws its outbox id and sequence: ids and sequences follow commit order per
+# key (DESIGN.md invariant 2). The sequence lives in its own table so retention can
+# delete old events without a key ever reusing a number.
+_ENQUEUE = text(
+    """
+    WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_id)),
+    seq AS (
+        INSERT INTO outbox_key_sequences (key, last_sequence)
+        SELECT :key, 1 FROM lock
+        ON CONFLICT (key) DO UPDATE
+            SET last_sequence = outbox_key_sequences.last_sequence + 1
+        RETURNING last_sequence
+    )
+    INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
+                        sequence, payload, headers, shard)
+    SELECT :event_id, :topic, :key, :event_type, :aggregate_type, :aggregate_id,
+           seq.last_sequence,
+           jsonb_set(CAST(:payload AS jsonb), '{sequence}', to_jsonb(seq.last_sequence)),
+           CAST(:headers AS jsonb), :shard
+    FROM seq
+    RETURNING id, sequence
+    """
+)
+
+
+async def enqueue(session: AsyncSession, event: NewEvent, *, shards: int) -> StoredEvent:
+    """Add `event` to the outbox inside the caller's transaction."""
+    key = event_key(event.aggregate_type, event.aggregate_id)
+    now = datetime.now(UTC)
+    envelope = Envelope(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        aggregate_type=event.aggregate_type,
+        aggregate_id=event.aggregate_id,
+        sequence=1,  # replaced under the lock by the key's next sequence
+        schema_version=SCHEMA_VERSION,
+        timestamp=now,
+        user_id=event.user_id,
+        data=event.data,
+    )
+    headers = kafka_headers(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        aggregate_type=event.aggregate_type,
+        time=now,
+        traceparent=event.traceparent,
+    )
+    shard = shard_of(key, shards)
+    row = (
+        await session.execute(
+            _ENQUEUE,
+            {
+                "lock_id": lock_id_of(key),
+                "event_id": event.event_id,
+                "topic": event.topic,
+                "key": key,
+                "event_type": event.event_type,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "payload": json.dumps(envelope.to_dict(), separators=(",", ":")),
+                "headers": json.dumps(headers, separators=(",", ":")),
+                "shard": shard,
+            },
+        )
+    ).one()
+    return StoredEvent(
+        outbox_id=row.id, event_id=event.event_id, key=key, sequence=row.sequence, shard=shard
+    )

@@ -1,0 +1,253 @@
+"""The one settings object, read from the environment (12-factor).
+
+Every process builds a `Settings` once at start-up with `Settings.from_env()` and
+passes it (or the part it needs) down; nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://connectin:connectin@127.0.0.1:5432/connectin"
+DEFAULT_KAFKA = "127.0.0.1:9092"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def async_database_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs (what psql and Docker print) and use asyncpg."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = DEFAULT_DATABASE_URL
+    pool_size: int = 10
+    max_overflow: int = 10
+
+    @property
+    def libpq_url(self) -> str:
+        """The same database as a plain libpq URL (psql, pg tools)."""
+        return "postgresql://" + self.url.split("://", 1)[1]
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    user: str = "user-events"
+    project: str = "project-events"
+    message: str = "message-events"
+    payment: str = "payment-events"
+    checkpoint: str = "connectin-relay-checkpoints"
+    partitions: int = 6
+
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        return (self.user, self.project, self.message, self.payment)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = DEFAULT_KAFKA
+    transactional_id_prefix: str = "connectin"
+    topics: TopicSettings = field(default_factory=TopicSettings)
+
+    def client_config(self) -> dict[str, str | int | bool]:
+        return {"bootstrap.servers": self.bootstrap_servers}
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    shards: int = 4
+    batch_size: int = 1000
+    idle_poll_ms: int = 20
+    lock_check_ms: int = 1000
+    transaction_timeout_ms: int = 30_000
+    linger_ms: int = 2
+    compression: str = "lz4"
+    retention_hours: float = 72.0
+    retention_batch: int = 10_000
+    max_message_bytes: int = 1_000_000
+    metrics_port: int = 9101
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    max_attempts: int = 5
+    retry_backoff_ms: int = 200
+    metrics_port: int = 9102
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    jwt_secret: str = "dev-only-secret-change-me-32-bytes!!"
+    issuer: str = "connectin"
+    audience: str = "connectin-api"
+    token_ttl_s: int = 3600
+    login_attempts_per_minute: int = 10
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    max_body_bytes: int = 1_048_576
+    ops_token: str = ""
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    secret_key: str = "sk_test_connectin"
+    publishable_key: str = "pk_test_connectin"
+    webhook_secret: str = "whsec_connectin_dev"
+    api_base: str = ""
+    max_amount: int = 1_000_000
+    currencies: tuple[str, ...] = ("usd", "eur", "gbp")
+    webhook_tolerance_s: int = 300
+
+
+@dataclass(frozen=True)
+class StatusThresholds:
+    max_oldest_unpublished_s: float = 60.0
+    max_consumer_lag: int = 10_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    consumers: ConsumerSettings = field(default_factory=ConsumerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    stripe: StripeSettings = field(default_factory=StripeSettings)
+    status: StatusThresholds = field(default_factory=StatusThresholds)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e: Mapping[str, str] = os.environ if env is None else env
+        d = cls()
+        shards = _int(e, "RELAY_SHARDS", d.relay.shards, minimum=1)
+        return cls(
+            database=DatabaseSettings(
+                url=async_database_url(e.get("DATABASE_URL") or d.database.url),
+                pool_size=_int(e, "DATABASE_POOL_SIZE", d.database.pool_size, minimum=1),
+                max_overflow=_int(e, "DATABASE_MAX_OVERFLOW", d.database.max_overflow),
+            ),
+            kafka=KafkaSettings(
+                bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS") or d.kafka.bootstrap_servers,
+                transactional_id_prefix=e.get("KAFKA_TRANSACTIONAL_ID_PREFIX")
+                or d.kafka.transactional_id_prefix,
+                topics=TopicSettings(
+                    user=e.get("TOPIC_USER_EVENTS") or d.kafka.topics.user,
+                    project=e.get("TOPIC_PROJECT_EVENTS") or d.kafka.topics.project,
+                    message=e.get("TOPIC_MESSAGE_EVENTS") or d.kafka.topics.message,
+                    payment=e.get("TOPIC_PAYMENT_EVENTS") or d.kafka.topics.payment,
+                    checkpoint=e.get("TOPIC_RELAY_CHECKPOINTS") or d.kafka.topics.checkpoint,
+                    partitions=_int(e, "TOPIC_PARTITIONS", d.kafka.topics.partitions, minimum=1),
+                ),
+            ),
+            relay=RelaySettings(
+                shards=shards,
+                batch_size=_int(e, "RELAY_BATCH_SIZE", d.relay.batch_size, minimum=1),
+                idle_poll_ms=_int(e, "RELAY_IDLE_POLL_MS", d.relay.idle_poll_ms, minimum=1),
+                lock_check_ms=_int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50),
+                transaction_timeout_ms=_int(
+                    e, "RELAY_TRANSACTION_TIMEOUT_MS", d.relay.transaction_timeout_ms, 1000
+                ),
+                linger_ms=_int(e, "RELAY_LINGER_MS", d.relay.linger_ms),
+                compression=e.get("RELAY_COMPRESSION") or d.relay.compression,
+                retention_hours=_float(e, "OUTBOX_RETENTION_HOURS", d.relay.retention_hours),
+                retention_batch=_int(
+                    e, "OUTBOX_RETENTION_BATCH", d.relay.retention_batch, minimum=1
+                ),
+                max_message_bytes=_int(
+                    e, "RELAY_MAX_MESSAGE_BYTES", d.relay.max_message_bytes, minimum=1024
+                ),
+                metrics_port=_int(e, "RELAY_METRICS_PORT", d.relay.metrics_port),
+            ),
+            consumers=ConsumerSettings(
+                max_attempts=_int(e, "CONSUMER_MAX_ATTEMPTS", d.consumers.max_attempts, 1),
+                retry_backoff_ms=_int(e, "CONSUMER_RETRY_BACKOFF_MS", d.consumers.retry_backoff_ms),
+                metrics_port=_int(e, "CONSUMER_METRICS_PORT", d.consumers.metrics_port),
+            ),
+            auth=AuthSettings(
+                jwt_secret=e.get("JWT_SECRET") or d.auth.jwt_secret,
+                issuer=e.get("JWT_ISSUER") or d.auth.issuer,
+                audience=e.get("JWT_AUDIENCE") or d.auth.audience,
+                token_ttl_s=_int(e, "JWT_TTL_S", d.auth.token_ttl_s, minimum=1),
+                login_attempts_per_minute=_int(
+                    e, "LOGIN_ATTEMPTS_PER_MINUTE", d.auth.login_attempts_per_minute, 1
+                ),
+            ),
+            api=ApiSettings(
+                cors_origins=_list(e, "CORS_ORIGINS", d.api.cors_origins),
+                max_body_bytes=_int(e, "API_MAX_BODY_BYTES", d.api.max_body_bytes, 1024),
+                ops_token=e.get("OPS_TOKEN", d.api.ops_token),
+            ),
+            stripe=StripeSettings(
+                secret_key=e.get("STRIPE_SECRET_KEY") or d.stripe.secret_key,
+                publishable_key=e.get("STRIPE_PUBLISHABLE_KEY") or d.stripe.publishable_key,
+                webhook_secret=e.get("STRIPE_WEBHOOK_SECRET") or d.stripe.webhook_secret,
+                api_base=e.get("STRIPE_API_BASE", d.stripe.api_base),
+                max_amount=_int(e, "STRIPE_MAX_AMOUNT", d.stripe.max_amount, minimum=1),
+                currencies=_list(e, "STRIPE_CURRENCIES", d.stripe.currencies),
+                webhook_tolerance_s=_int(
+                    e, "STRIPE_WEBHOOK_TOLERANCE_S", d.stripe.webhook_tolerance_s, 1
+                ),
+            ),
+            status=StatusThresholds(
+                max_oldest_unpublished_s=_float(
+                    e, "STATUS_MAX_OLDEST_UNPUBLISHED_S", d.status.max_oldest_unpublished_s
+                ),
+                max_consumer_lag=_int(e, "STATUS_MAX_CONSUMER_LAG", d.status.max_consumer_lag),
+            ),
+            log_level=(e.get("LOG_LEVEL") or d.log_level).upper(),
+        )

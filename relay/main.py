@@ -1,0 +1,28 @@
+"""Entry point of `connectin relay`."""
+
+from __future__ import annotations
+
+import structlog
+from prometheus_client import start_http_server
+
+from core.db import create_engine
+from core.lifecycle import StopSignal
+from core.settings import Settings
+from relay.service import Relay
+
+log = structlog.get_logger(__name__)
+
+
+async def run(settings: Settings) -> int:
+    stop = StopSignal()
+    stop.install()
+    if settings.relay.metrics_port:
+        start_http_server(settings.relay.metrics_port)
+    engine = create_engine(settings.database, application_name="connectin-relay-worker")
+    log.info("relay starting", shards=settings.relay.shards, batch_size=settings.relay.batch_size)
+    try:
+        await Relay(settings, engine, stop).run()
+    finally:
+        await engine.dispose()
+    log.info("relay stopped", reason=stop.reason or "run ended")
+    return 0

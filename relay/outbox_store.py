@@ -1,0 +1,124 @@
+"""The relay's SQL: read a shard's unpublished rows, mark them published, park
+unpublishable rows in dead_letters. Every statement is its own short transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    event_id: str
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, str | bytes | None]]
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.key) + len(self.value) + sum(len(k) + len(v or b"") for k, v in self.headers)
+        )
+
+
+# By status, never by an id cursor: a transaction that commits after a later id was
+# published is still picked up. Served by the partial index ix_outbox_unpublished.
+_FETCH = text(
+    """
+    SELECT id, event_id::text, topic, key, payload::text AS value, headers::text AS headers
+    FROM outbox
+    WHERE shard = :shard AND published_at IS NULL
+    ORDER BY id
+    LIMIT :limit
+    """
+)
+
+_MARK = text(
+    """
+    UPDATE outbox AS o
+    SET published_at = now(),
+        receipt = jsonb_build_object('partition', r.partition, 'offset', r.offset)
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]))
+         AS r(id, partition, "offset")
+    WHERE o.id = r.id AND o.published_at IS NULL
+    """
+)
+
+_MARK_RECOVERED = text(
+    """
+    UPDATE outbox
+    SET published_at = now(), receipt = CAST(:receipt AS jsonb)
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL
+    """
+)
+
+_DEAD_LETTER = text(
+    """
+    WITH parked AS (
+        UPDATE outbox
+        SET published_at = now(),
+            receipt = jsonb_build_object('dead_letter', true, 'reason', CAST(:error AS text))
+        WHERE id = :id AND published_at IS NULL
+        RETURNING id, event_id, topic, key, payload::text AS value, headers
+    )
+    INSERT INTO dead_letters (source, topic, outbox_id, event_id, key, value, headers, error)
+    SELECT 'relay', topic, id, event_id, key, value, headers, :error FROM parked
+    """
+)
+
+_PENDING = text(
+    """
+    SELECT shard, count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest_s
+    FROM outbox WHERE published_at IS NULL GROUP BY shard
+    """
+)
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=r.id,
+        event_id=r.event_id,
+        topic=r.topic,
+        key=r.key.encode(),
+        value=r.value.encode(),
+        headers=[(k, v.encode()) for k, v in json.loads(r.headers).items()],
+    )
+
+
+class OutboxStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def fetch(self, shard: int, limit: int) -> list[OutboxRow]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(_FETCH, {"shard": shard, "limit": limit})
+            return [_row(r) for r in result]
+
+    async def mark_published(self, receipts: list[tuple[int, int, int]]) -> None:
+        """receipts: (outbox id, partition, offset) per published row, one statement."""
+        ids, partitions, offsets = (list(col) for col in zip(*receipts, strict=True))
+        async with self._engine.begin() as conn:
+            await conn.execute(_MARK, {"ids": ids, "partitions": partitions, "offsets": offsets})
+
+    async def mark_recovered(self, ids: list[int], receipt: dict[str, Any]) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                _MARK_RECOVERED, {"ids": ids, "receipt": json.dumps(receipt)}
+            )
+            return int(result.rowcount)
+
+    async def dead_letter(self, outbox_id: int, error: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(_DEAD_LETTER, {"id": outbox_id, "error": error})
+
+    async def pending(self) -> dict[int, tuple[int, float]]:
+        """shard -> (unpublished count, age in seconds of the oldest unpublished)."""
+        async with self._engine.connect() as conn:
+            result = await conn.execute(_PENDING)
+            return {r.shard: (int(r.pending), float(r.oldest_s)) for r in result}

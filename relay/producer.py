@@ -1,0 +1,164 @@
+"""One transactional Kafka producer per shard, and a batch as one Kafka transaction.
+
+Blocking (librdkafka waits inside commit/abort/init); the shard loop runs these in a
+worker thread so the event loop keeps serving leases, metrics and signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from core.settings import KafkaSettings, RelaySettings
+from relay.checkpoint import Checkpoint, checkpoint_key
+from relay.outbox_store import OutboxRow
+
+# Errors that mean this one message can never be accepted, whatever we retry.
+UNPUBLISHABLE = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_MSG_SIZE,
+    KafkaError.INVALID_MSG,
+}
+
+
+class ProducerFenced(RuntimeError):
+    """Fatal for this producer: another leader took the shard, or the producer broke.
+    The shard must be dropped and re-acquired with a new producer."""
+
+
+class BatchAborted(RuntimeError):
+    """The transaction was aborted; nothing of the batch is visible. Retry it."""
+
+    def __init__(self, reason: str, unpublishable: dict[int, str]) -> None:
+        super().__init__(reason)
+        self.unpublishable = unpublishable
+
+
+@dataclass
+class BatchResult:
+    receipts: list[tuple[int, int, int]] = field(default_factory=list)
+    failures: dict[int, KafkaError] = field(default_factory=dict)
+
+    def on_delivery(self, outbox_id: int, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failures[outbox_id] = err
+            return
+        partition, offset = msg.partition(), msg.offset()
+        assert partition is not None and offset is not None
+        self.receipts.append((outbox_id, partition, offset))
+
+
+def producer_config(kafka: KafkaSettings, relay: RelaySettings, shard: int) -> dict[str, object]:
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "transactional.id": f"{kafka.transactional_id_prefix}-relay-{shard}",
+        "enable.idempotence": True,
+        "acks": "all",
+        # Same key -> same partition as the Java clients choose.
+        "partitioner": "murmur2_random",
+        "compression.type": relay.compression,
+        "linger.ms": relay.linger_ms,
+        "transaction.timeout.ms": relay.transaction_timeout_ms,
+        "message.max.bytes": relay.max_message_bytes + 64 * 1024,
+        # Bounded: a slow broker makes produce() push back instead of growing memory.
+        "queue.buffering.max.messages": max(10 * relay.batch_size, 10_000),
+        "queue.buffering.max.kbytes": 256 * 1024,
+    }
+
+
+class ShardProducer:
+    def __init__(self, kafka: KafkaSettings, relay: RelaySettings, shard: int) -> None:
+        self.shard = shard
+        self._checkpoint_topic = kafka.topics.checkpoint
+        self._timeout_s = relay.transaction_timeout_ms / 1000
+        self._producer = Producer(producer_config(kafka, relay, shard))
+        self._in_transaction = False
+
+    def init_transactions(self) -> None:
+        """Registers the transactional id: fences and aborts any older producer of it."""
+        try:
+            self._producer.init_transactions(self._timeout_s)
+        except KafkaException as exc:
+            raise ProducerFenced(f"init_transactions failed: {exc.args[0].str()}") from exc
+
+    def publish(self, rows: list[OutboxRow]) -> BatchResult:
+        """Events plus the checkpoint in one transaction; returns after the commit.
+
+        Raises BatchAborted (retry the batch) or ProducerFenced (drop the shard)."""
+        result = BatchResult()
+        try:
+            self._producer.begin_transaction()
+            self._in_transaction = True
+            produce = self._producer.produce
+            for row in rows:
+                produce(
+                    row.topic,
+                    row.value,
+                    row.key,
+                    headers=row.headers,
+                    on_delivery=partial(result.on_delivery, row.id),
+                )
+            checkpoint = Checkpoint(self.shard, [row.id for row in rows])
+            produce(
+                self._checkpoint_topic,
+                checkpoint.encode(),
+                checkpoint_key(self.shard),
+                partition=self.shard,
+            )
+            self._commit()
+        except KafkaException as exc:
+            self._handle(exc.args[0], result)
+        return result
+
+    def _commit(self) -> None:
+        while True:
+            try:
+                self._producer.commit_transaction(self._timeout_s)
+                self._in_transaction = False
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                # A retriable commit error (e.g. timeout) leaves the outcome open;
+                # librdkafka lets us call commit again until it settles.
+                if err.retriable() and not err.txn_requires_abort() and not err.fatal():
+                    continue
+                raise
+
+    def _handle(self, err: KafkaError, result: BatchResult) -> None:
+        if err.fatal() or err.code() in (
+            KafkaError._FENCED,
+            KafkaError.PRODUCER_FENCED,
+            KafkaError.INVALID_PRODUCER_EPOCH,
+            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        ):
+            raise ProducerFenced(f"{err.name()}: {err.str()}")
+        self.abort()
+        unpublishable = {
+            oid: f"{e.name()}: {e.str()}"
+            for oid, e in result.failures.items()
+            if e.code() in UNPUBLISHABLE
+        }
+        raise BatchAborted(f"{err.name()}: {err.str()}", unpublishable)
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any; fatal errors surface as ProducerFenced."""
+        if not self._in_transaction:
+            return
+        try:
+            self._producer.abort_transaction(self._timeout_s)
+            self._in_transaction = False
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if err.fatal():
+                raise ProducerFenced(f"abort failed: {err.str()}") from exc
+            raise
+
+    def close(self) -> None:
+        """Drop queued messages; an open transaction is aborted by the broker on timeout
+        or by the next leader's init_transactions."""
+        self._producer.purge()
+        self._producer.flush(0)

@@ -1,0 +1,184 @@
+"""The relay process: holds shard leases, runs one ShardWorker per led shard, reports
+backlog metrics and applies retention."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.lifecycle import StopSignal
+from core.settings import Settings
+from core.topics import TopicSpec, ensure_topics
+from relay import metrics
+from relay.leases import ShardLeases
+from relay.outbox_store import OutboxStore
+from relay.retention import delete_published
+from relay.shard_worker import DB_ERRORS, ShardWorker
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+METRICS_INTERVAL_S = 2.0
+RETENTION_INTERVAL_S = 60.0
+
+
+def relay_topics(settings: Settings) -> list[TopicSpec]:
+    topics = settings.kafka.topics
+    specs = [TopicSpec(name, topics.partitions) for name in topics.event_topics]
+    # Partition `shard` holds shard's checkpoints; compaction keeps the last of each.
+    specs.append(
+        TopicSpec(
+            topics.checkpoint,
+            settings.relay.shards,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        )
+    )
+    return specs
+
+
+class Relay:
+    def __init__(self, settings: Settings, engine: AsyncEngine, stop: StopSignal) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._stop = stop
+        self._store = OutboxStore(engine)
+        self._workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
+        self._leases: ShardLeases | None = None
+
+    @property
+    def led_shards(self) -> set[int]:
+        return set(self._workers)
+
+    async def run(self) -> None:
+        await asyncio.to_thread(
+            ensure_topics, self._settings.kafka.bootstrap_servers, relay_topics(self._settings)
+        )
+        side = [
+            asyncio.create_task(self._report_backlog(), name="relay-backlog-metrics"),
+            asyncio.create_task(self._retention(), name="relay-retention"),
+        ]
+        try:
+            await self._lead()
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            await self._shutdown()
+
+    async def _lead(self) -> None:
+        interval = self._settings.relay.lock_check_ms / 1000
+        while not self._stop.stopping:
+            try:
+                await self._balance()
+            except DB_ERRORS as exc:
+                log.error(
+                    "lease connection lost, dropping all shards", error=str(exc).splitlines()[0]
+                )
+                await self._drop_all()
+            await self._stop.sleep(interval)
+
+    async def _balance(self) -> None:
+        if self._leases is None:
+            self._leases = await ShardLeases.open(self._settings)
+        leases = self._leases
+        held = await leases.held()
+        for shard in list(self._workers):
+            task = self._workers[shard][1]
+            if shard not in held:
+                log.error("lease lost, stopping shard at once", shard=shard)
+                task.cancel()
+                del self._workers[shard]
+            elif task.done():
+                error = None if task.cancelled() else task.exception()
+                log.warning("shard worker ended, releasing lease", shard=shard, error=repr(error))
+                metrics.COMMIT_FAILURES.labels(str(shard), "fenced").inc()
+                del self._workers[shard]
+                await leases.release(shard)
+        shards = self._settings.relay.shards
+        share = math.ceil(shards / await leases.live_relays())
+        if len(self._workers) > share:
+            await self._hand_over(max(self._workers), leases)
+        # Start from a different shard per relay so two relays starting together
+        # do not both race for shard 0 first.
+        start = id(self) % shards
+        for offset in range(shards):
+            if len(self._workers) >= share:
+                break
+            shard = (start + offset) % shards
+            if shard not in self._workers and await leases.try_acquire(shard):
+                self._start(shard)
+        metrics.SHARDS_LED.set(len(self._workers))
+
+    def _start(self, shard: int) -> None:
+        worker = ShardWorker(shard, self._settings, self._store)
+        task = asyncio.create_task(worker.run(), name=f"relay-shard-{shard}")
+        self._workers[shard] = (worker, task)
+
+    async def _hand_over(self, shard: int, leases: ShardLeases) -> None:
+        """Give a shard to a relay that has fewer: finish its batch, then unlock."""
+        worker, task = self._workers.pop(shard)
+        worker.finish()
+        await asyncio.wait([task], timeout=SHUTDOWN_GRACE_S)
+        if not task.done():
+            task.cancel()
+        await leases.release(shard)
+        log.info("shard handed over", shard=shard)
+
+    async def _drop_all(self) -> None:
+        for _, task in self._workers.values():
+            task.cancel()
+        self._workers.clear()
+        metrics.SHARDS_LED.set(0)
+        if self._leases is not None:
+            leases, self._leases = self._leases, None
+            try:
+                await leases.close()
+            except DB_ERRORS as exc:
+                log.warning("lease connection close failed", error=str(exc).splitlines()[0])
+
+    async def _shutdown(self) -> None:
+        for worker, _ in self._workers.values():
+            worker.finish()
+        tasks = [task for _, task in self._workers.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                log.warning("shard did not finish in time, aborting", task=task.get_name())
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._drop_all()
+
+    async def _report_backlog(self) -> None:
+        while True:
+            try:
+                pending = await self._store.pending()
+            except DB_ERRORS as exc:
+                log.warning("backlog query failed", error=str(exc).splitlines()[0])
+                pending = None
+            if pending is not None:
+                for shard in range(self._settings.relay.shards):
+                    count, oldest = pending.get(shard, (0, 0.0))
+                    metrics.PENDING.labels(str(shard)).set(count)
+                    metrics.OLDEST_AGE.labels(str(shard)).set(oldest)
+            await asyncio.sleep(METRICS_INTERVAL_S)
+
+    async def _retention(self) -> None:
+        """Only the leader of shard 0 cleans up, so relays do not compete for it."""
+        relay = self._settings.relay
+        while True:
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+            if 0 not in self._workers:
+                continue
+            total = 0
+            try:
+                while deleted := await delete_published(
+                    self._engine, age_s=relay.retention_hours * 3600, batch=relay.retention_batch
+                ):
+                    total += deleted
+                    metrics.RETENTION_DELETED.inc(deleted)
+                    log.info("retention progress", deleted=total)
+            except DB_ERRORS as exc:
+                log.warning("retention failed", error=str(exc).splitlines()[0])

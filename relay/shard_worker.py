@@ -1,0 +1,181 @@
+"""The leader's loop for one shard: recover from the checkpoint, then batch after batch:
+fetch unpublished rows in id order, publish them with their checkpoint in one Kafka
+transaction, mark them published, and only then start the next batch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from core.settings import Settings
+from relay import metrics
+from relay.checkpoint import read_last_checkpoint
+from relay.outbox_store import OutboxRow, OutboxStore
+from relay.producer import BatchAborted, ShardProducer
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+MIN_IDLE_S = 0.001
+MAX_BACKOFF_S = 5.0
+DB_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
+
+
+class ShardWorker:
+    def __init__(self, shard: int, settings: Settings, store: OutboxStore) -> None:
+        self.shard = shard
+        self._settings = settings
+        self._store = store
+        self._label = str(shard)
+        self._finish = asyncio.Event()
+        # One thread per shard owns the producer: librdkafka calls block, and a single
+        # thread keeps them strictly ordered even after the task is cancelled.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"relay-shard-{shard}")
+        self._producer: ShardProducer | None = None
+
+    def finish(self) -> None:
+        """Graceful stop: end after the batch in flight is committed and marked."""
+        self._finish.set()
+
+    async def _blocking(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def run(self) -> None:
+        log.info("shard taken", shard=self.shard)
+        try:
+            producer = ShardProducer(self._settings.kafka, self._settings.relay, self.shard)
+            self._producer = producer
+            await self._blocking(producer.init_transactions)
+            await self._recover()
+            await self._loop(producer)
+        finally:
+            self._close()
+            log.info("shard released", shard=self.shard)
+
+    def _close(self) -> None:
+        producer = self._producer
+        if producer is not None:
+            # Queued behind any call still in flight, so it never races it.
+            self._executor.submit(producer.close)
+        self._executor.shutdown(wait=False)
+
+    async def _recover(self) -> None:
+        kafka = self._settings.kafka
+        checkpoint = await self._blocking(
+            lambda: read_last_checkpoint(
+                kafka.bootstrap_servers, kafka.topics.checkpoint, self.shard
+            )
+        )
+        if checkpoint is None:
+            return
+        receipt = {"recovered_from_checkpoint": checkpoint.offset}
+        marked = await self._retry_db(
+            lambda: self._store.mark_recovered(checkpoint.outbox_ids, receipt)
+        )
+        metrics.RECOVERED.labels(self._label).inc(marked)
+        log.info(
+            "checkpoint recovered",
+            shard=self.shard,
+            checkpoint_offset=checkpoint.offset,
+            batch=len(checkpoint.outbox_ids),
+            marked=marked,
+        )
+
+    async def _loop(self, producer: ShardProducer) -> None:
+        batch_size = self._settings.relay.batch_size
+        max_idle = self._settings.relay.idle_poll_ms / 1000
+        idle = MIN_IDLE_S
+        while not self._finish.is_set():
+            started = time.perf_counter()
+            rows = await self._retry_db(lambda: self._store.fetch(self.shard, batch_size))
+            if not rows:
+                # Adaptive polling: quick after recent work, backing off when quiet.
+                await _wait(self._finish, idle)
+                idle = min(idle * 2, max_idle)
+                continue
+            idle = MIN_IDLE_S
+            await self._publish(producer, rows)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _publish(self, producer: ShardProducer, rows: list[OutboxRow]) -> None:
+        limit = self._settings.relay.max_message_bytes
+        for row in [r for r in rows if r.size > limit]:
+            await self._dead_letter(row, f"message of {row.size} bytes exceeds limit {limit}")
+        rows = [r for r in rows if r.size <= limit]
+        backoff = 0.05
+        while rows:
+            try:
+                result = await self._blocking(partial(producer.publish, rows))
+            except BatchAborted as aborted:
+                metrics.COMMIT_FAILURES.labels(self._label, "aborted").inc()
+                log.warning("batch aborted", shard=self.shard, reason=str(aborted))
+                bad = aborted.unpublishable
+                for row in [r for r in rows if r.id in bad]:
+                    await self._dead_letter(row, bad[row.id])
+                rows = [r for r in rows if r.id not in bad]
+                if await _wait(self._finish, backoff):
+                    return
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if len(result.receipts) != len(rows):
+                raise RuntimeError(
+                    f"commit succeeded with {len(result.receipts)} receipts for {len(rows)} rows"
+                )
+            await self._retry_db(partial(self._store.mark_published, result.receipts))
+            metrics.PUBLISHED.labels(self._label).inc(len(rows))
+            metrics.BATCH_SIZE.observe(len(rows))
+            log.debug(
+                "batch published",
+                shard=self.shard,
+                events=len(rows),
+                first_id=rows[0].id,
+                last_id=rows[-1].id,
+            )
+            return
+
+    async def _dead_letter(self, row: OutboxRow, reason: str) -> None:
+        await self._retry_db(lambda: self._store.dead_letter(row.id, reason))
+        metrics.DEAD_LETTERED.labels(self._label).inc()
+        log.error(
+            "event dead-lettered",
+            shard=self.shard,
+            event_id=row.event_id,
+            topic=row.topic,
+            outbox_id=row.id,
+            reason=reason,
+        )
+
+    async def _retry_db(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Retry a Postgres call with backoff until it succeeds (Postgres restarting).
+
+        Leadership is checked elsewhere: if the lease is lost meanwhile, this task is
+        cancelled, and the next leader recovers from the checkpoint."""
+        backoff = 0.05
+        while True:
+            try:
+                return await op()
+            except DB_ERRORS as exc:
+                log.warning(
+                    "database call failed, retrying",
+                    shard=self.shard,
+                    error=str(exc).splitlines()[0],
+                    backoff_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; True if it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

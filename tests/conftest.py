@@ -1,0 +1,166 @@
+"""Real Postgres and Kafka for every test (no fakes of our own database or broker).
+
+`DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` when set (what `make test` exports after
+`connectin services up`), else testcontainers when a Docker engine answers, else the
+local defaults. Each test run gets its own database and its own topic names, so runs
+never see each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+from confluent_kafka.admin import AdminClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine
+from core.settings import Settings
+from migrations import upgrade
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[tuple[str, str]]:
+    """(database server URL, Kafka bootstrap servers)."""
+    have_env = "DATABASE_URL" in os.environ and "KAFKA_BOOTSTRAP_SERVERS" in os.environ
+    if have_env or not _docker_answers():
+        settings = Settings.from_env()
+        yield settings.database.url, settings.kafka.bootstrap_servers
+        return
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16") as pg, KafkaContainer().with_kraft() as kafka:
+        yield pg.get_connection_url(driver="asyncpg"), kafka.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
+    """Settings pointing at a fresh database and run-unique topics."""
+    server_url, bootstrap = service_urls
+    base = Settings.from_env(
+        {**os.environ, "DATABASE_URL": server_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    )
+    db_name = f"connectin_test_{RUN_ID}"
+    server_dsn = base.database.libpq_url
+    admin_dsn = server_dsn.rsplit("/", 1)[0] + "/postgres"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{db_name}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    url = base.database.url.rsplit("/", 1)[0] + "/" + db_name
+    topics = base.kafka.topics
+    test_settings = replace(
+        base,
+        database=replace(base.database, url=url),
+        kafka=replace(
+            base.kafka,
+            transactional_id_prefix=f"test-{RUN_ID}",
+            topics=replace(
+                topics,
+                user=f"{topics.user}-{RUN_ID}",
+                project=f"{topics.project}-{RUN_ID}",
+                message=f"{topics.message}-{RUN_ID}",
+                payment=f"{topics.payment}-{RUN_ID}",
+                checkpoint=f"{topics.checkpoint}-{RUN_ID}",
+                partitions=3,
+            ),
+        ),
+        relay=replace(base.relay, metrics_port=0),
+        consumers=replace(base.consumers, metrics_port=0),
+    )
+    upgrade(url)
+    yield test_settings
+    asyncio.run(drop())
+    _delete_topics(test_settings)
+
+
+def _delete_topics(settings: Settings) -> None:
+    admin = AdminClient(settings.kafka.client_config())
+    existing = admin.list_topics(timeout=10).topics
+    mine = [t for t in existing if t.endswith(RUN_ID)]
+    if mine:
+        for future in admin.delete_topics(mine, operation_timeout=30).values():
+            future.result()
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(settings.database, application_name="tests")
+    yield eng
+    await eng.dispose()
+
+
+TABLES = (
+    "users",
+    "projects",
+    "project_applications",
+    "messages",
+    "notifications",
+    "stripe_customers",
+    "payments",
+    "subscriptions",
+    "stripe_events",
+    "outbox",
+    "outbox_key_sequences",
+    "processed_events",
+    "consumer_key_sequences",
+    "dead_letters",
+)
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> AsyncEngine:
+    """An empty schema for tests that count rows."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    return engine
+
+
+def isolate(settings: Settings, tag: str) -> Settings:
+    """Settings with topics and transactional ids of their own, for tests that count
+    what lands in Kafka."""
+    topics = settings.kafka.topics
+    suffix = f"{tag}-{uuid.uuid4().hex[:6]}-{RUN_ID}"
+    return replace(
+        settings,
+        kafka=replace(
+            settings.kafka,
+            transactional_id_prefix=f"test-{suffix}",
+            topics=replace(
+                topics,
+                user=f"user-events-{suffix}",
+                project=f"project-events-{suffix}",
+                message=f"message-events-{suffix}",
+                payment=f"payment-events-{suffix}",
+                checkpoint=f"checkpoints-{suffix}",
+            ),
+        ),
+    )

@@ -1,0 +1,141 @@
+"""Test helpers that read what really landed in Kafka (read_committed) and write real
+events through the real outbox writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from core.outbox import NewEvent, enqueue
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    envelope: dict[str, Any]
+    headers: dict[str, str]
+
+
+def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20) -> list[Published]:
+    """Every committed message of `topics`, from the beginning to the current end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"test-reader-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s).topics
+        partitions = [
+            TopicPartition(t, p, 0) for t in topics if t in metadata for p in metadata[t].partitions
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        remaining = {(tp.topic, tp.partition) for tp in partitions}
+        out: list[Published] = []
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard((msg.topic(), msg.partition()))
+                    continue
+                raise RuntimeError(err.str())
+            headers = {k: (v or b"").decode() for k, v in (msg.headers() or [])}
+            out.append(
+                Published(
+                    topic=msg.topic() or "",
+                    partition=msg.partition() or 0,
+                    offset=msg.offset() or 0,
+                    key=(msg.key() or b"").decode(),
+                    envelope=json.loads(msg.value() or b"{}"),
+                    headers=headers,
+                )
+            )
+        if remaining:
+            raise TimeoutError(f"did not reach the end of {sorted(remaining)}")
+        return out
+    finally:
+        consumer.close()
+
+
+def assert_exactly_once_in_order(published: list[Published], expected_ids: set[str]) -> None:
+    """Each expected event once, nothing else, and per key sequences 1..n in order."""
+    ids = [p.envelope["event_id"] for p in published]
+    duplicates = {i for i in ids if ids.count(i) > 1} if len(ids) != len(set(ids)) else set()
+    assert not duplicates, f"{len(duplicates)} events published more than once"
+    assert set(ids) == expected_ids, (
+        f"missing {len(expected_ids - set(ids))}, unexpected {len(set(ids) - expected_ids)}"
+    )
+    by_key: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for p in published:
+        by_key[p.key].append((p.partition, p.offset, p.envelope["sequence"]))
+    for key, items in by_key.items():
+        assert len({part for part, _, _ in items}) == 1, f"key {key} spread over partitions"
+        sequences = [seq for _, _, seq in sorted(items)]
+        assert sequences == list(range(1, len(sequences) + 1)), f"key {key}: {sequences[:20]}"
+
+
+async def write_events(
+    engine: AsyncEngine,
+    settings: Settings,
+    count: int,
+    keys: int,
+    *,
+    payload_bytes: int = 300,
+    per_transaction: int = 1,
+) -> list[str]:
+    """Commit `count` events over `keys` aggregates; returns their event ids."""
+    sessions = async_sessionmaker(engine)
+    topics = settings.kafka.topics.event_topics
+    filler = "x" * payload_bytes
+    ids: list[str] = []
+    for start in range(0, count, per_transaction):
+        async with sessions.begin() as session:
+            for _ in range(min(per_transaction, count - start)):
+                n = random.randrange(keys)
+                event = NewEvent(
+                    topic=topics[n % len(topics)],
+                    event_type="test.happened",
+                    aggregate_type="agg",
+                    aggregate_id=str(n),
+                    data={"n": n, "filler": filler},
+                    user_id=n,
+                )
+                await enqueue(session, event, shards=settings.relay.shards)
+                ids.append(str(event.event_id))
+    return ids
+
+
+async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            left = (
+                await conn.exec_driver_sql("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            ).scalar_one()
+        if left == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{left} outbox rows still unpublished after {timeout_s}s")
