@@ -116,6 +116,9 @@ class RelaySettings:
     retention_batch: int = 10_000
     max_message_bytes: int = 1_000_000
     metrics_port: int = 9101
+    # Crash-test hook: "<point>:<probability>" makes the relay SIGKILL itself at that
+    # point (see relay/failpoints.py). Empty in production.
+    failpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class Settings:
                     e, "RELAY_MAX_MESSAGE_BYTES", d.relay.max_message_bytes, minimum=1024
                 ),
                 metrics_port=_int(e, "RELAY_METRICS_PORT", d.relay.metrics_port),
+                failpoint=e.get("RELAY_FAILPOINT", d.relay.failpoint),
             ),
             consumers=ConsumerSettings(
                 max_attempts=_int(e, "CONSUMER_MAX_ATTEMPTS", d.consumers.max_attempts, 1),

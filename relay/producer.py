@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from core.settings import KafkaSettings, RelaySettings
 from relay.checkpoint import Checkpoint, checkpoint_key
+from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow
 
 # Errors that mean this one message can never be accepted, whatever we retry.
@@ -77,6 +78,7 @@ class ShardProducer:
         self._timeout_s = relay.transaction_timeout_ms / 1000
         self._producer = Producer(producer_config(kafka, relay, shard))
         self._in_transaction = False
+        self._failpoints = Failpoints(relay.failpoint)
 
     def init_transactions(self) -> None:
         """Registers the transactional id: fences and aborts any older producer of it."""
@@ -90,11 +92,16 @@ class ShardProducer:
 
         Raises BatchAborted (retry the batch) or ProducerFenced (drop the shard)."""
         result = BatchResult()
+        failpoints = self._failpoints
+        halfway = rows[len(rows) // 2].id
         try:
+            failpoints.hit("before_produce")
             self._producer.begin_transaction()
             self._in_transaction = True
             produce = self._producer.produce
             for row in rows:
+                if row.id == halfway:
+                    failpoints.hit("mid_batch")
                 produce(
                     row.topic,
                     row.value,
@@ -110,6 +117,7 @@ class ShardProducer:
                 partition=self.shard,
             )
             self._commit()
+            failpoints.hit("after_commit")
         except KafkaException as exc:
             self._handle(exc.args[0], result)
         return result

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from core.settings import Settings
 from relay import metrics
 from relay.checkpoint import read_last_checkpoint
+from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow, OutboxStore
 from relay.producer import BatchAborted, ShardProducer
 
@@ -75,6 +76,7 @@ class ShardWorker:
         )
         if checkpoint is None:
             return
+        Failpoints(self._settings.relay.failpoint).hit("during_recovery")
         receipt = {"recovered_from_checkpoint": checkpoint.offset}
         marked = await self._retry_db(
             lambda: self._store.mark_recovered(checkpoint.outbox_ids, receipt)
