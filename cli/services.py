@@ -1,0 +1,238 @@
+"""`connectin services up|down|status|env`: real Postgres and Kafka, with or without Docker.
+
+`up` reuses whatever already answers at the configured addresses, else starts the
+compose services when a Docker engine answers, else runs them locally (Debian's
+PostgreSQL, Kafka's jars on Java). It records what it started under
+`.cache/services/` so `down` stops only that. The crash tests call
+`stop_kafka`/`start_kafka`/`stop_postgres`/`start_postgres` (and the `restart_*`
+pairs) to take a server away mid-stream.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import typer
+
+from cli import docker_services, local_kafka, local_postgres
+from cli.service_common import (
+    Log,
+    ServiceError,
+    clear_marker,
+    kafka_answers,
+    log_stderr,
+    postgres_answers,
+    read_marker,
+    redact_url,
+    wait_until,
+    write_marker,
+)
+from core.settings import Settings
+
+POSTGRES = "postgres"
+KAFKA = "kafka"
+DOCKER_WAIT_S = 180.0
+
+__all__ = [
+    "ServiceError",
+    "ensure_up",
+    "env_for",
+    "restart_kafka",
+    "restart_postgres",
+    "services_app",
+    "start_kafka",
+    "start_postgres",
+    "status",
+    "stop",
+    "stop_kafka",
+    "stop_postgres",
+]
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """The variables other processes need; the URL in libpq form (Settings accepts it)."""
+    return {
+        "DATABASE_URL": settings.database.libpq_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+    }
+
+
+def status(settings: Settings) -> dict[str, bool]:
+    return {POSTGRES: postgres_answers(settings), KAFKA: kafka_answers(settings)}
+
+
+def _mode(name: str) -> str | None:
+    marker = read_marker(name)
+    return None if marker is None else marker.get("mode")
+
+
+def _wait(name: str, settings: Settings, timeout: float) -> None:
+    answers = postgres_answers if name == POSTGRES else kafka_answers
+    wait_until(lambda: answers(settings), timeout=timeout, what=name)
+
+
+def _start_local_postgres(settings: Settings, log: Log) -> None:
+    started = local_postgres.ensure_running(settings, log)
+    if started is not None:
+        # Which cluster, so `down` stops that one even if DATABASE_URL changed since.
+        write_marker(
+            POSTGRES, {"mode": "local", "version": started.version, "cluster": started.name}
+        )
+
+
+def _start_local_kafka(settings: Settings, log: Log) -> None:
+    if local_kafka.start(settings, log):
+        write_marker(KAFKA, {"mode": "local"})
+    else:
+        # Our broker is running but did not answer the probe yet (still starting).
+        _wait(KAFKA, settings, local_kafka.START_TIMEOUT_S)
+
+
+def ensure_up(settings: Settings, log: Log = log_stderr) -> dict[str, str]:
+    """Make the configured Postgres and Kafka answer; returns `env_for(settings)`."""
+    answering = status(settings)
+    for name, ok in answering.items():
+        if ok:
+            log(f"{name}: already answering, nothing to do")
+    missing = [name for name, ok in answering.items() if not ok]
+    if missing and docker_services.engine_answers():
+        docker_services.up(missing, log)
+        for name in missing:
+            write_marker(name, {"mode": "docker"})
+        for name in missing:
+            _wait(name, settings, DOCKER_WAIT_S)
+    else:
+        if POSTGRES in missing:
+            _start_local_postgres(settings, log)
+        if KAFKA in missing:
+            _start_local_kafka(settings, log)
+    return env_for(settings)
+
+
+def stop(settings: Settings, log: Log = log_stderr) -> None:
+    """Stop what `ensure_up` started; leave servers someone else runs alone."""
+    kafka_mode = _mode(KAFKA)
+    if kafka_mode == "docker":
+        docker_services.stop([KAFKA], log)
+    elif kafka_mode == "local" or local_kafka.running_pid() is not None:
+        if not local_kafka.stop(log):
+            log("kafka: our broker was not running")
+    else:
+        log("kafka: not started by `connectin services up`, leaving it alone")
+    clear_marker(KAFKA)
+
+    pg_marker = read_marker(POSTGRES) or {}
+    if pg_marker.get("mode") == "docker":
+        docker_services.stop([POSTGRES], log)
+    elif pg_marker.get("mode") == "local" and "cluster" in pg_marker:
+        local_postgres.stop_cluster(pg_marker["version"], pg_marker["cluster"], log)
+    elif pg_marker.get("mode") == "local":
+        local_postgres.stop(settings, log)
+    else:
+        log("postgres: not started by `connectin services up`, leaving it alone")
+    clear_marker(POSTGRES)
+
+
+def stop_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
+    """Take the broker away: SIGTERM (controlled shutdown) or, with `hard`, SIGKILL."""
+    mode = _mode(KAFKA)
+    if mode == "docker":
+        (docker_services.kill if hard else docker_services.stop)([KAFKA], log)
+    elif not local_kafka.stop(log, hard=hard) and mode != "local":
+        raise ServiceError(
+            f"the broker at {settings.kafka.bootstrap_servers} was not started by "
+            "`connectin services up`, so it cannot be stopped from here"
+        )
+
+
+def start_kafka(settings: Settings, *, log: Log = log_stderr) -> None:
+    """Start the broker `stop_kafka` stopped (same data) and wait until it answers."""
+    if _mode(KAFKA) == "docker":
+        docker_services.start([KAFKA], log)
+        _wait(KAFKA, settings, DOCKER_WAIT_S)
+    else:
+        _start_local_kafka(settings, log)
+
+
+def restart_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
+    stop_kafka(settings, hard=hard, log=log)
+    start_kafka(settings, log=log)
+
+
+def stop_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
+    """Take the database away: fast shutdown or, with `immediate`, no checkpoint (a crash)."""
+    if _mode(POSTGRES) == "docker":
+        (docker_services.kill if immediate else docker_services.stop)([POSTGRES], log)
+    else:
+        local_postgres.stop(settings, log, immediate=immediate)
+
+
+def start_postgres(settings: Settings, *, log: Log = log_stderr) -> None:
+    if _mode(POSTGRES) == "docker":
+        docker_services.start([POSTGRES], log)
+        _wait(POSTGRES, settings, DOCKER_WAIT_S)
+    else:
+        local_postgres.start(settings, log)
+        local_postgres.wait_ready(settings)
+
+
+def restart_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
+    stop_postgres(settings, immediate=immediate, log=log)
+    start_postgres(settings, log=log)
+
+
+# ---- CLI -------------------------------------------------------------------------------
+
+services_app = typer.Typer(
+    no_args_is_help=True,
+    help="Real Postgres and Kafka: reuse, Docker compose, or local (Debian package / Kafka jars).",
+)
+
+
+def _fail(exc: ServiceError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@services_app.command("up")
+def up_command() -> None:
+    """Start Postgres and Kafka unless they already answer (idempotent)."""
+    settings = Settings.from_env()
+    try:
+        env = ensure_up(settings)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"postgres: {redact_url(env['DATABASE_URL'])}")
+    typer.echo(f"kafka:    {env['KAFKA_BOOTSTRAP_SERVERS']}")
+    typer.echo('export them with: eval "$(connectin services env)"')
+
+
+@services_app.command("down")
+def down_command() -> None:
+    """Stop what `up` started; servers it found already running are left alone."""
+    try:
+        stop(Settings.from_env())
+    except ServiceError as exc:
+        raise _fail(exc) from None
+
+
+@services_app.command("status")
+def status_command() -> None:
+    """Whether each service answers; exit code 1 if one does not."""
+    settings = Settings.from_env()
+    env = env_for(settings)
+    addresses = {POSTGRES: redact_url(env["DATABASE_URL"]), KAFKA: env["KAFKA_BOOTSTRAP_SERVERS"]}
+    states = status(settings)
+    for name, ok in states.items():
+        owner = _mode(name) or ("local" if name == KAFKA and local_kafka.running_pid() else None)
+        origin = f"started by `services up` ({owner})" if owner else "not started by us"
+        typer.echo(f"{name:9} {'up' if ok else 'DOWN':5} {addresses[name]}  [{origin}]")
+    if not all(states.values()):
+        raise typer.Exit(1)
+
+
+@services_app.command("env")
+def env_command() -> None:
+    """Print `export` lines for the configured services (use with eval)."""
+    for key, value in env_for(Settings.from_env()).items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
