@@ -1,0 +1,43 @@
+# Two commands: `make up` runs the whole platform, `make test` runs the whole suite.
+# Both bring up real Postgres and Kafka first (`connectin services up`: yours if
+# DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS answer, else Docker, else local installs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONNECTIN := $(BIN)/connectin
+SERVICES_ENV = eval "$$($(CONNECTIN) services env)"
+
+.PHONY: install services up test lint typecheck bench down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+services: install
+	$(CONNECTIN) services up
+
+up: services
+	$(SERVICES_ENV) && $(CONNECTIN) up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy api relay consumers core cli
+
+test: lint typecheck services
+	$(SERVICES_ENV) && $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: services
+	$(SERVICES_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)
+
+down: install
+	$(CONNECTIN) services down
+
+clean: down
+	rm -rf $(VENV) .cache

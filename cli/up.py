@@ -1,0 +1,92 @@
+"""`connectin up`: services, migrations, then every process in the foreground with
+prefixed logs. Ctrl-C (or SIGTERM) stops them all; if one dies, the rest are stopped
+too, so a broken platform never looks half alive."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO
+
+from cli.services import ensure_up
+from core.settings import Settings
+from migrations import upgrade
+
+STOP_GRACE_S = 15.0
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+
+
+def platform_processes(api_port: int, stripe_port: int) -> list[ProcessSpec]:
+    bin_dir = os.path.dirname(sys.executable)
+    connectin = os.path.join(bin_dir, "connectin")
+    return [
+        ProcessSpec(
+            "localstripe", [os.path.join(bin_dir, "localstripe"), "--port", str(stripe_port)]
+        ),
+        ProcessSpec("api", [connectin, "api", "--host", "127.0.0.1", "--port", str(api_port)]),
+        ProcessSpec("relay", [connectin, "relay"]),
+        ProcessSpec("consumers", [connectin, "consumers"]),
+    ]
+
+
+def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -> int:
+    env = {**os.environ, **ensure_up(settings)}
+    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{stripe_port}")
+    upgrade(Settings.from_env(env).database.url)
+    print("[up] database migrated", flush=True)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        print(f"[up] {signal.Signals(signum).name}: stopping all processes", flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    selector = selectors.DefaultSelector()
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    for spec in platform_processes(api_port, stripe_port):
+        proc = subprocess.Popen(
+            spec.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        running[spec.name] = proc
+        assert proc.stdout is not None
+        selector.register(proc.stdout, selectors.EVENT_READ, spec.name)
+        print(f"[up] started {spec.name} (pid {proc.pid})", flush=True)
+    width = max(len(name) for name in running)
+    exit_code = 0
+    while not stopping:
+        for key, _ in selector.select(timeout=0.5):
+            stream: IO[bytes] = key.fileobj  # type: ignore[assignment]
+            line = stream.readline()
+            if line:
+                sys.stdout.write(f"{key.data:<{width}} | {line.decode(errors='replace')}")
+                sys.stdout.flush()
+        dead = [name for name, proc in running.items() if proc.poll() is not None]
+        if dead:
+            print(f"[up] {', '.join(dead)} exited; stopping the rest", flush=True)
+            exit_code = 1
+            break
+    for proc in running.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for name, proc in running.items():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"[up] {name} did not stop in time; killing it", flush=True)
+            proc.kill()
+            proc.wait()
+        print(f"[up] {name} exited with {proc.returncode}", flush=True)
+    return exit_code

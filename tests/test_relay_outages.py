@@ -1,0 +1,80 @@
+"""The broker and the database die under a running relay. Afterwards every outbox
+event is in Kafka exactly once, in per-key order, and the published set equals the
+outbox's set. (These restart the shared local services: they run in the default
+suite, which runs tests one at a time.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.services import restart_kafka, restart_postgres
+from core.settings import Settings
+from tests.conftest import isolate
+from tests.kafka_support import (
+    assert_exactly_once_in_order,
+    read_committed,
+    wait_all_published,
+    write_events,
+)
+from tests.process_support import Process, settings_env
+
+
+async def write_through_outages(
+    engine: AsyncEngine, s: Settings, ids: list[str], stop: asyncio.Event
+) -> None:
+    """Keep committing; a batch that fails while Postgres is down is simply not counted
+    (the final check compares Kafka with what the outbox really holds)."""
+    while not stop.is_set():
+        try:
+            ids.extend(await write_events(engine, s, 10, keys=15, per_transaction=2))
+        except (OperationalError, DBAPIError, OSError):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.01)
+
+
+async def outbox_event_ids(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return {str(r[0]) for r in await conn.exec_driver_sql("SELECT event_id FROM outbox")}
+
+
+async def run_outage(
+    settings: Settings, engine: AsyncEngine, tag: str, outage: Callable[[], None]
+) -> None:
+    s = isolate(settings, tag)
+    s = replace(s, relay=replace(s.relay, batch_size=50, lock_check_ms=200))
+    ids: list[str] = []
+    stop = asyncio.Event()
+    writer = asyncio.create_task(write_through_outages(engine, s, ids, stop))
+    relay = Process("relay", settings_env(s))
+    try:
+        await asyncio.sleep(2)
+        await asyncio.to_thread(outage)
+        await asyncio.sleep(3)
+    finally:
+        stop.set()
+        await writer
+    try:
+        await wait_all_published(engine, timeout_s=120)
+    finally:
+        code = relay.terminate()
+    assert code == 0, relay.log_tail()
+    in_outbox = await outbox_event_ids(engine)
+    assert set(ids) <= in_outbox
+    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
+    assert_exactly_once_in_order(published, in_outbox)
+    assert len(in_outbox) > 100
+
+
+async def test_broker_killed_and_restarted_mid_stream(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    await run_outage(settings, clean_db, "broker", lambda: restart_kafka(settings, hard=True))
+
+
+async def test_postgres_restarted_mid_stream(settings: Settings, clean_db: AsyncEngine) -> None:
+    await run_outage(settings, clean_db, "pg", lambda: restart_postgres(settings, immediate=True))
