@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from confluent_kafka.admin import AdminClient, ConfigResource
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.lifecycle import StopSignal
+from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from relay.service import Relay
 from tests.conftest import isolate
@@ -18,6 +21,7 @@ from tests.kafka_support import (
     wait_all_published,
     write_events,
 )
+from tests.process_support import Process, settings_env
 
 
 @asynccontextmanager
@@ -72,3 +76,68 @@ async def test_headers_carry_cloudevents_attributes(
         assert p.key == f"agg:{p.envelope['aggregate_id']}"
 
 
+async def test_unpublishable_row_is_dead_lettered_without_blocking_its_shard(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """An event over the size limit goes to dead_letters with the reason; the events
+    behind it on the same key and shard are still published."""
+    s = isolate(settings, "oversize")
+    s = replace(s, relay=replace(s.relay, max_message_bytes=4096, shards=1))
+    topic = s.kafka.topics.user
+    sessions = async_sessionmaker(clean_db)
+    events = [
+        NewEvent(topic, "test.small", "agg", "k", {"n": 1}),
+        NewEvent(topic, "test.huge", "agg", "k", {"blob": "x" * 10_000}),
+        NewEvent(topic, "test.small", "agg", "k", {"n": 3}),
+    ]
+    async with sessions.begin() as session:
+        for event in events:
+            await enqueue(session, event, shards=1)
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert [p.envelope["data"].get("n") for p in published] == [1, 3]
+    async with clean_db.connect() as conn:
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT source, event_id::text, topic, error FROM dead_letters"
+            )
+        ).all()
+    assert len(rows) == 1
+    source, event_id, dl_topic, error = rows[0]
+    assert (source, event_id, dl_topic) == ("relay", str(events[1].event_id), topic)
+    assert "exceeds limit 4096" in error
+
+
+async def test_topics_are_created_with_configured_shape(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    s = isolate(settings, "topics")
+    async with running_relay(s, clean_db):
+        pass
+    admin = AdminClient(s.kafka.client_config())
+    metadata = admin.list_topics(timeout=10).topics
+    for name in s.kafka.topics.event_topics:
+        assert len(metadata[name].partitions) == s.kafka.topics.partitions
+    checkpoint = s.kafka.topics.checkpoint
+    assert len(metadata[checkpoint].partitions) == s.relay.shards
+    resource = ConfigResource(ConfigResource.Type.TOPIC, checkpoint)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["cleanup.policy"].value == "compact"
+
+
+async def test_sigterm_finishes_the_batch_and_exits_cleanly(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    s = isolate(settings, "sigterm")
+    ids = await write_events(clean_db, s, 3000, keys=50, per_transaction=100)
+    relay = Process("relay", settings_env(s))
+    await asyncio.sleep(2.5)
+    assert relay.terminate() == 0
+    log = relay.log_path.read_text()
+    assert '"reason": "received SIGTERM"' in log and "relay stopped" in log
+    # Whatever was committed before the stop is marked; a second relay does the rest.
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert_exactly_once_in_order(published, set(ids))
