@@ -173,6 +173,32 @@ class Settings:
     status: StatusThresholds = field(default_factory=StatusThresholds)
     log_level: str = "INFO"
 
+    def to_env(self) -> dict[str, str]:
+        """The variables that make `from_env` rebuild the parts a child process needs
+        (database, Kafka, topics, relay and consumer tuning); used to start processes."""
+        t = self.kafka.topics
+        return {
+            "DATABASE_URL": self.database.url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "KAFKA_TRANSACTIONAL_ID_PREFIX": self.kafka.transactional_id_prefix,
+            "TOPIC_USER_EVENTS": t.user,
+            "TOPIC_PROJECT_EVENTS": t.project,
+            "TOPIC_MESSAGE_EVENTS": t.message,
+            "TOPIC_PAYMENT_EVENTS": t.payment,
+            "TOPIC_RELAY_CHECKPOINTS": t.checkpoint,
+            "TOPIC_PARTITIONS": str(t.partitions),
+            "RELAY_SHARDS": str(self.relay.shards),
+            "RELAY_BATCH_SIZE": str(self.relay.batch_size),
+            "RELAY_IDLE_POLL_MS": str(self.relay.idle_poll_ms),
+            "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
+            "RELAY_METRICS_PORT": str(self.relay.metrics_port),
+            "RELAY_MAX_MESSAGE_BYTES": str(self.relay.max_message_bytes),
+            "CONSUMER_MAX_ATTEMPTS": str(self.consumers.max_attempts),
+            "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
+            "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
+            "LOG_LEVEL": self.log_level,
+        }
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e: Mapping[str, str] = os.environ if env is None else env

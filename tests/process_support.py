@@ -15,25 +15,7 @@ from core.settings import Settings
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes Settings.from_env() rebuild `settings`."""
-    t = settings.kafka.topics
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database.url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "KAFKA_TRANSACTIONAL_ID_PREFIX": settings.kafka.transactional_id_prefix,
-        "TOPIC_USER_EVENTS": t.user,
-        "TOPIC_PROJECT_EVENTS": t.project,
-        "TOPIC_MESSAGE_EVENTS": t.message,
-        "TOPIC_PAYMENT_EVENTS": t.payment,
-        "TOPIC_RELAY_CHECKPOINTS": t.checkpoint,
-        "TOPIC_PARTITIONS": str(t.partitions),
-        "RELAY_SHARDS": str(settings.relay.shards),
-        "RELAY_BATCH_SIZE": str(settings.relay.batch_size),
-        "RELAY_METRICS_PORT": str(settings.relay.metrics_port),
-        "RELAY_LOCK_CHECK_MS": str(settings.relay.lock_check_ms),
-        "CONSUMER_METRICS_PORT": str(settings.consumers.metrics_port),
-        "LOG_LEVEL": settings.log_level,
-    }
+    env = {**os.environ, **settings.to_env()}
     env.update(extra)
     return env
 
