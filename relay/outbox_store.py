@@ -16,28 +16,31 @@ class OutboxRow:
     id: int
     event_id: str
     topic: str
-    key: bytes
-    value: bytes
+    key: str
+    value: str
     headers: list[tuple[str, str | bytes | None]]
-
-    @property
-    def size(self) -> int:
-        return (
-            len(self.key) + len(self.value) + sum(len(k) + len(v or b"") for k, v in self.headers)
-        )
+    size: int
 
 
 # By status, never by an id cursor: a transaction that commits after a later id was
 # published is still picked up. Served by the partial index ix_outbox_unpublished.
-_FETCH = text(
-    """
-    SELECT id, event_id::text, topic, key, payload::text AS value, headers::text AS headers
-    FROM outbox
-    WHERE shard = :shard AND published_at IS NULL
-    ORDER BY id
-    LIMIT :limit
-    """
-)
+# Headers come back as two text arrays, which asyncpg decodes in C: parsing a JSON
+# object per row in Python was the relay's largest cost in the profile.
+_FETCH = """
+    SELECT o.id, o.event_id::text, o.topic, o.key, o.payload::text AS value,
+           h.names, h.vals,
+           octet_length(o.key) + octet_length(o.payload::text) + octet_length(o.headers::text)
+               AS size
+    FROM (
+        SELECT * FROM outbox
+        WHERE shard = $1 AND published_at IS NULL
+        ORDER BY id
+        LIMIT $2
+    ) AS o,
+    LATERAL (SELECT array_agg(k) AS names, array_agg(v) AS vals
+             FROM jsonb_each_text(o.headers) AS e(k, v)) AS h
+    ORDER BY o.id
+"""
 
 _MARK = text(
     """
@@ -80,25 +83,19 @@ _PENDING = text(
 )
 
 
-def _row(r: Any) -> OutboxRow:
-    return OutboxRow(
-        id=r.id,
-        event_id=r.event_id,
-        topic=r.topic,
-        key=r.key.encode(),
-        value=r.value.encode(),
-        headers=[(k, v.encode()) for k, v in json.loads(r.headers).items()],
-    )
-
-
 class OutboxStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def fetch(self, shard: int, limit: int) -> list[OutboxRow]:
         async with self._engine.connect() as conn:
-            result = await conn.execute(_FETCH, {"shard": shard, "limit": limit})
-            return [_row(r) for r in result]
+            # Straight to asyncpg: this is the hot path, and its records are C tuples.
+            raw = await conn.get_raw_connection()
+            records = await raw.driver_connection.fetch(_FETCH, shard, limit)  # type: ignore[union-attr]
+        return [
+            OutboxRow(r[0], r[1], r[2], r[3], r[4], list(zip(r[5], r[6], strict=True)), r[7])
+            for r in records
+        ]
 
     async def mark_published(self, receipts: list[tuple[int, int, int]]) -> None:
         """receipts: (outbox id, partition, offset) per published row, one statement."""

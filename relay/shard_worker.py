@@ -12,6 +12,7 @@ from functools import partial
 from typing import TypeVar
 
 import structlog
+from confluent_kafka import KafkaException
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.settings import Settings
@@ -69,11 +70,25 @@ class ShardWorker:
 
     async def _recover(self) -> None:
         kafka = self._settings.kafka
-        checkpoint = await self._blocking(
-            lambda: read_last_checkpoint(
-                kafka.bootstrap_servers, kafka.topics.checkpoint, self.shard
-            )
+        read = partial(
+            read_last_checkpoint, kafka.bootstrap_servers, kafka.topics.checkpoint, self.shard
         )
+        backoff = 0.1
+        while True:
+            try:
+                checkpoint = await self._blocking(read)
+                break
+            except (KafkaException, TimeoutError) as exc:
+                # A partition leader can be moving (fresh topic, broker restart): retry
+                # while we still hold the lease, rather than give the shard up.
+                log.warning(
+                    "checkpoint read failed, retrying",
+                    shard=self.shard,
+                    error=str(exc),
+                    backoff_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
         if checkpoint is None:
             return
         Failpoints(self._settings.relay.failpoint).hit("during_recovery")

@@ -1,0 +1,1 @@
+"""Benchmarks on real Postgres and Kafka: `make bench` or `python -m bench NAME`."""

@@ -1,0 +1,23 @@
+"""`python -m bench NAME [options]` (what `make bench` runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import relay_drain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="name", required=True)
+    drain = sub.add_parser("relay-drain", help="outbox drain vs raw transactional producer")
+    drain.add_argument("--events", type=int, default=200_000)
+    drain.add_argument("--keys", type=int, default=5_000)
+    drain.add_argument("--repeat", type=int, default=3)
+    drain.add_argument("--shards", type=int, default=4)
+    args = parser.parse_args()
+    if args.name == "relay-drain":
+        relay_drain.main(args.events, args.keys, args.repeat, args.shards)
+
+
+main()

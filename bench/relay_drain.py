@@ -1,0 +1,194 @@
+"""Relay drain: a pre-filled outbox of N events (~300-byte values, many keys) drained
+by a real relay process, beside a raw confluent-kafka transactional producer sending
+the same messages in the same batches with the same parallelism (no Postgres).
+
+    python -m bench relay-drain --events 200000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from confluent_kafka import Producer
+from sqlalchemy import text
+
+from bench.common import bench_settings, median_spread, progress, write_result
+from core.db import create_engine
+from core.outbox import shard_of
+from core.settings import Settings
+from core.topics import ensure_topics
+from relay.service import relay_topics
+
+FILLER = "x" * 40  # envelope + filler = ~300 bytes per value
+
+_FILL = text(
+    """
+    INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
+                        sequence, payload, headers, shard)
+    SELECT e.id, (CAST(:topics AS text[]))[1 + e.k % 4], 'agg:' || e.k, 'bench.event', 'agg',
+           e.k::text, e.seq,
+           jsonb_build_object('event_id', e.id, 'event_type', 'bench.event',
+               'aggregate_type', 'agg', 'aggregate_id', e.k::text, 'sequence', e.seq,
+               'schema_version', 1, 'timestamp', now(), 'user_id', e.k,
+               'data', jsonb_build_object('n', e.g, 'filler', CAST(:filler AS text))),
+           jsonb_build_object('event_id', e.id, 'event_type', 'bench.event',
+               'content-type', 'application/json', 'ce_specversion', '1.0', 'ce_id', e.id,
+               'ce_source', '/connectin/agg', 'ce_type', 'bench.event', 'ce_time', now()),
+           (CAST(:shards AS int[]))[1 + e.k]
+    FROM (SELECT g, gen_random_uuid() AS id, g % :keys AS k, g / :keys + 1 AS seq
+          FROM generate_series(:start, :stop - 1) AS g) AS e
+    """
+)
+
+
+async def fill(settings: Settings, events: int, keys: int) -> None:
+    engine = create_engine(settings.database, application_name="bench-fill")
+    shards = [shard_of(f"agg:{k}", settings.relay.shards) for k in range(keys)]
+    step = 50_000
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("TRUNCATE outbox")
+    for start in range(0, events, step):
+        async with engine.begin() as conn:
+            await conn.execute(
+                _FILL,
+                {
+                    "topics": list(settings.kafka.topics.event_topics),
+                    "filler": FILLER,
+                    "shards": shards,
+                    "keys": keys,
+                    "start": start,
+                    "stop": min(events, start + step),
+                },
+            )
+    async with engine.connect() as conn:
+        # A freshly bulk-loaded table has no statistics yet; real outboxes do.
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("VACUUM ANALYZE outbox")
+    await engine.dispose()
+
+
+async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
+    engine = create_engine(settings.database, application_name="bench-watch")
+    env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    relay = subprocess.Popen([sys.executable, "-m", "relay"], env=env)
+    try:
+        while True:
+            await asyncio.sleep(0.2)
+            async with engine.connect() as conn:
+                left = (
+                    await conn.exec_driver_sql(
+                        "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                    )
+                ).scalar_one()
+            if left == 0:
+                break
+            if relay.poll() is not None:
+                raise RuntimeError(f"relay exited with {relay.returncode}")
+        wall = time.perf_counter() - started
+        async with engine.connect() as conn:
+            spread = (
+                await conn.exec_driver_sql(
+                    "SELECT extract(epoch FROM max(published_at) - min(published_at)) FROM outbox"
+                )
+            ).scalar_one()
+    finally:
+        relay.terminate()
+        relay.wait(30)
+        await engine.dispose()
+    return {"events_per_s": events / float(spread), "wall_s_incl_startup": wall}
+
+
+async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, bytes, Any]]]:
+    engine = create_engine(settings.database, application_name="bench-load")
+    by_shard: dict[int, list[tuple[str, bytes, bytes, Any]]] = {}
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT shard, topic, key, payload::text, headers::text FROM outbox ORDER BY id"
+        )
+        for shard, topic, key, value, headers in rows:
+            by_shard.setdefault(shard, []).append(
+                (topic, key.encode(), value.encode(), list(json.loads(headers).items()))
+            )
+    await engine.dispose()
+    return by_shard
+
+
+def raw_producer(settings: Settings, by_shard: dict[int, list[Any]], run: int) -> float:
+    """One transactional producer per shard, each in its own thread, same batches."""
+    batch = settings.relay.batch_size
+    errors: list[str] = []
+
+    def produce(shard: int, messages: list[Any]) -> None:
+        p = Producer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "transactional.id": f"{settings.kafka.transactional_id_prefix}-raw-{run}-{shard}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": "murmur2_random",
+                "compression.type": settings.relay.compression,
+                "linger.ms": settings.relay.linger_ms,
+            }
+        )
+        p.init_transactions(30)
+        for start in range(0, len(messages), batch):
+            p.begin_transaction()
+            for topic, key, value, headers in messages[start : start + batch]:
+                p.produce(topic, value, key, headers=headers)
+            p.commit_transaction(30)
+        if p.flush(10):
+            errors.append(f"shard {shard}: unflushed messages")
+
+    threads = [
+        threading.Thread(target=produce, args=(shard, msgs)) for shard, msgs in by_shard.items()
+    ]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return sum(len(m) for m in by_shard.values()) / elapsed
+
+
+def main(events: int, keys: int, repeat: int, shards: int) -> dict[str, Any]:
+    settings = bench_settings("drain")
+    settings = replace(settings, relay=replace(settings.relay, shards=shards))
+    ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
+    relay_rates: list[float] = []
+    raw_rates: list[float] = []
+    for run in range(repeat):
+        progress(f"run {run + 1}/{repeat}: filling outbox with {events} events")
+        asyncio.run(fill(settings, events, keys))
+        by_shard = asyncio.run(load_messages(settings))
+        progress("raw transactional producer")
+        raw_rates.append(raw_producer(settings, by_shard, run))
+        progress(f"  raw: {raw_rates[-1]:,.0f} events/s; relay draining")
+        result = asyncio.run(drain_with_relay(settings, events))
+        relay_rates.append(result["events_per_s"])
+        progress(f"  relay: {relay_rates[-1]:,.0f} events/s")
+    summary = {
+        "events": events,
+        "keys": keys,
+        "shards": shards,
+        "batch_size": settings.relay.batch_size,
+        "value_bytes": len(by_shard[next(iter(by_shard))][0][2]),
+        "relay_events_per_s": median_spread(relay_rates),
+        "raw_producer_events_per_s": median_spread(raw_rates),
+        "ratio_relay_to_raw": round(
+            sorted(relay_rates)[len(relay_rates) // 2] / sorted(raw_rates)[len(raw_rates) // 2], 3
+        ),
+    }
+    write_result(f"relay_drain_{shards}shards", summary)
+    return summary
