@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy api relay consumers core cli
+	$(BIN)/mypy api relay consumers core cli bench
 
 test: lint typecheck services
 	$(SERVICES_ENV) && $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -79,7 +78,7 @@ async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
     engine = create_engine(settings.database, application_name="bench-watch")
     env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
-    relay = subprocess.Popen([sys.executable, "-m", "relay"], env=env)
+    relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
     try:
         while True:
             await asyncio.sleep(0.2)
@@ -91,7 +90,7 @@ async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
                 ).scalar_one()
             if left == 0:
                 break
-            if relay.poll() is not None:
+            if relay.returncode is not None:
                 raise RuntimeError(f"relay exited with {relay.returncode}")
         wall = time.perf_counter() - started
         async with engine.connect() as conn:
@@ -102,7 +101,7 @@ async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
             ).scalar_one()
     finally:
         relay.terminate()
-        relay.wait(30)
+        await asyncio.wait_for(relay.wait(), 30)
         await engine.dispose()
     return {"events_per_s": events / float(spread), "wall_s_incl_startup": wall}
 
@@ -114,9 +113,9 @@ async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, 
         rows = await conn.exec_driver_sql(
             "SELECT shard, topic, key, payload::text, headers::text FROM outbox ORDER BY id"
         )
-        for shard, topic, key, value, headers in rows:
-            by_shard.setdefault(shard, []).append(
-                (topic, key.encode(), value.encode(), list(json.loads(headers).items()))
+        for row in rows:
+            by_shard.setdefault(row[0], []).append(
+                (row[1], row[2].encode(), row[3].encode(), list(json.loads(row[4]).items()))
             )
     await engine.dispose()
     return by_shard
