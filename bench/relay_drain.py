@@ -110,12 +110,12 @@ async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, 
     engine = create_engine(settings.database, application_name="bench-load")
     by_shard: dict[int, list[tuple[str, bytes, bytes, Any]]] = {}
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT shard, topic, key, payload::text, headers::text FROM outbox ORDER BY id"
+        rows = await conn.execute(
+            text("SELECT shard, topic, key, payload::text, headers::text FROM outbox ORDER BY id")
         )
-        for row in rows:
-            by_shard.setdefault(row[0], []).append(
-                (row[1], row[2].encode(), row[3].encode(), list(json.loads(row[4]).items()))
+        for shard, topic, key, value, headers in rows:
+            by_shard.setdefault(shard, []).append(
+                (topic, key.encode(), value.encode(), list(json.loads(headers).items()))
             )
     await engine.dispose()
     return by_shard
