@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import relay_drain
+from bench import relay_drain, relay_latency
 
 
 def main() -> None:
@@ -15,9 +15,14 @@ def main() -> None:
     drain.add_argument("--keys", type=int, default=5_000)
     drain.add_argument("--repeat", type=int, default=3)
     drain.add_argument("--shards", type=int, default=4)
+    latency = sub.add_parser("relay-latency", help="commit-to-Kafka latency at steady rates")
+    latency.add_argument("--rates", default="100,1000")
+    latency.add_argument("--seconds", type=float, default=15)
     args = parser.parse_args()
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards)
+    elif args.name == "relay-latency":
+        relay_latency.main([int(r) for r in args.rates.split(",")], args.seconds)
 
 
 main()

@@ -1,0 +1,89 @@
+"""The HTTP API: `create_app(settings)` builds it; nothing connects at import.
+
+The engine is created when the app starts (lifespan) and disposed when it stops, so
+tests and `connectin api` each build their own app from their own settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+
+from api.auth import jwt_auth
+from api.deps import DEPENDENCIES
+from api.errors import EXCEPTION_HANDLERS
+from api.metrics import HttpMetrics, MetricsMiddleware
+from api.ratelimit import SlidingWindowLimiter
+from api.routes import ROUTES
+from core.db import create_engine, session_factory
+from core.settings import Settings
+
+# Public paths served by Litestar's own handlers, which we cannot mark with `opt`.
+AUTH_EXCLUDE = ["^/schema"]
+CORS_HEADERS = ["Authorization", "Content-Type", "traceparent", "Idempotency-Key"]
+
+
+@asynccontextmanager
+async def database(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.database, application_name="connectin-api")
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    origins = list(settings.api.cors_origins)
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=CORS_HEADERS,
+        # Browsers refuse credentials with a wildcard origin, so only ask for them
+        # when the origins are listed.
+        allow_credentials="*" not in origins,
+        max_age=600,
+    )
+
+
+def create_app(settings: Settings) -> Litestar:
+    http_metrics = HttpMetrics()
+
+    def metrics_outermost(config: AppConfig) -> AppConfig:
+        # Runs after the auth config inserted its middleware, so requests rejected by
+        # authentication are measured too.
+        config.middleware.insert(0, MetricsMiddleware(http_metrics))
+        return config
+
+    auth = jwt_auth(settings.auth, exclude=AUTH_EXCLUDE)
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[database],
+        state=State(
+            {
+                "settings": settings,
+                "http_metrics": http_metrics,
+                "login_limiter": SlidingWindowLimiter(settings.auth.login_attempts_per_minute),
+            }
+        ),
+        on_app_init=[auth.on_app_init, metrics_outermost],
+        cors_config=cors_config(settings),
+        request_max_body_size=settings.api.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ConnectIn API", version="1.0.0", path="/schema", use_handler_docstrings=True
+        ),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,142 @@
+"""Commit-to-Kafka latency at a steady rate: writers commit one event per transaction
+through the real outbox writer, a real relay process publishes, and a read_committed
+consumer notes when each event becomes visible. Latency = visible - committed.
+
+    python -m bench relay-latency --rates 100,1000 --seconds 15
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from bench.common import bench_settings, percentiles, progress, write_result
+from core.db import create_engine
+from core.outbox import NewEvent, enqueue
+from core.settings import Settings
+from core.topics import ensure_topics
+from relay.service import relay_topics
+
+WRITERS = 16
+
+
+class VisibilityClock:
+    """A read_committed consumer thread recording when each event_id became visible."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "group.id": f"bench-latency-{uuid.uuid4()}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self._consumer.subscribe(list(settings.kafka.topics.event_topics))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        # Wait for the assignment so no event is missed.
+        while not self._consumer.assignment():
+            self._consumer.poll(0.1)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(1000, 0.05):
+                if msg.error() is None:
+                    now = time.time()
+                    self.seen[json.loads(msg.value() or b"{}")["event_id"]] = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+async def steady_writes(
+    settings: Settings, rate: int, seconds: float, committed: dict[str, float]
+) -> float:
+    engine = create_engine(settings.database, application_name="bench-writer")
+    sessions = async_sessionmaker(engine)
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.2
+    counter = iter(range(total))
+    lag: list[float] = []
+
+    async def writer() -> None:
+        for n in counter:
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                lag.append(-delay)
+            event = NewEvent(
+                settings.kafka.topics.event_topics[n % 4],
+                "bench.event",
+                "agg",
+                str(n % 500),
+                {"n": n, "filler": "x" * 120},
+                user_id=n,
+            )
+            async with sessions.begin() as session:
+                await enqueue(session, event, shards=settings.relay.shards)
+            committed[str(event.event_id)] = time.time()
+
+    await asyncio.gather(*(writer() for _ in range(WRITERS)))
+    await engine.dispose()
+    return max(lag, default=0.0)
+
+
+async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, Any]:
+    env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
+    relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
+    clock = VisibilityClock(settings)
+    try:
+        await asyncio.to_thread(clock.start)
+        await asyncio.sleep(2)  # relay start-up: leases, init_transactions
+        committed: dict[str, float] = {}
+        behind = await steady_writes(settings, rate, seconds, committed)
+        deadline = time.time() + 30
+        while time.time() < deadline and not committed.keys() <= clock.seen.keys():
+            await asyncio.sleep(0.1)
+    finally:
+        await asyncio.to_thread(clock.stop)
+        relay.terminate()
+        await asyncio.wait_for(relay.wait(), 30)
+    missing = len(committed.keys() - clock.seen.keys())
+    latencies = [(clock.seen[i] - t) * 1000 for i, t in committed.items() if i in clock.seen]
+    return {
+        "rate": rate,
+        "events": len(committed),
+        "missing": missing,
+        "writer_max_behind_schedule_ms": round(behind * 1000, 1),
+        "latency_ms": percentiles(latencies),
+    }
+
+
+def main(rates: list[int], seconds: float) -> dict[str, Any]:
+    settings = bench_settings("latency")
+    ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
+    results = []
+    for rate in rates:
+        progress(f"steady {rate} events/s for {seconds}s")
+        results.append(asyncio.run(one_rate(settings, rate, seconds)))
+        progress(f"  {results[-1]['latency_ms']}")
+    summary = {"relay_idle_poll_ms": settings.relay.idle_poll_ms, "runs": results}
+    write_result("relay_latency", summary)
+    return summary
