@@ -56,10 +56,12 @@ class VisibilityClock:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(1000, 0.05):
-                if msg.error() is None:
-                    now = time.time()
-                    self.seen[json.loads(msg.value() or b"{}")["event_id"]] = now
+            # poll(), not consume(n, t): consume waits for n messages or the whole
+            # timeout, which would add up to t to every measurement.
+            msg = self._consumer.poll(0.05)
+            if msg is not None and msg.error() is None:
+                now = time.time()
+                self.seen[json.loads(msg.value() or b"{}")["event_id"]] = now
 
     def stop(self) -> None:
         self._stop.set()

@@ -107,7 +107,7 @@ class KafkaSettings:
 class RelaySettings:
     shards: int = 4
     batch_size: int = 1000
-    idle_poll_ms: int = 20
+    idle_poll_ms: int = 10
     lock_check_ms: int = 1000
     transaction_timeout_ms: int = 30_000
     linger_ms: int = 2

@@ -4,18 +4,11 @@ takes the shards; we notice on the next check and stop producing for them at onc
 
 from __future__ import annotations
 
-import zlib
-
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from core.leadership import lock_namespace
 from core.settings import Settings
-
-
-def lock_namespace(transactional_id_prefix: str) -> int:
-    """The first key of pg_try_advisory_lock(int, int): one namespace per deployment, so
-    two platforms sharing a database never contend for each other's shards."""
-    return zlib.crc32(transactional_id_prefix.encode()) - 2**31
 
 
 class ShardLeases:

@@ -75,6 +75,13 @@ _DEAD_LETTER = text(
     """
 )
 
+_SHARDS_WITH_PENDING = text(
+    """
+    SELECT s FROM unnest(CAST(:shards AS int[])) AS s
+    WHERE EXISTS (SELECT 1 FROM outbox WHERE shard = s AND published_at IS NULL)
+    """
+)
+
 _PENDING = text(
     """
     SELECT shard, count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest_s
@@ -113,6 +120,11 @@ class OutboxStore:
     async def dead_letter(self, outbox_id: int, error: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(_DEAD_LETTER, {"id": outbox_id, "error": error})
+
+    async def shards_with_pending(self, shards: list[int]) -> set[int]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(_SHARDS_WITH_PENDING, {"shards": shards})
+            return {int(r[0]) for r in result}
 
     async def pending(self) -> dict[int, tuple[int, float]]:
         """shard -> (unpublished count, age in seconds of the oldest unpublished)."""

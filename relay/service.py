@@ -13,10 +13,12 @@ from core.lifecycle import StopSignal
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from relay import metrics
+from relay.db_errors import DB_ERRORS
 from relay.leases import ShardLeases
 from relay.outbox_store import OutboxStore
+from relay.pending_watch import PendingWatch
 from relay.retention import delete_published
-from relay.shard_worker import DB_ERRORS, ShardWorker
+from relay.shard_worker import ShardWorker
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,7 @@ class Relay:
         self._engine = engine
         self._stop = stop
         self._store = OutboxStore(engine)
+        self._watch = PendingWatch(self._store, settings.relay.idle_poll_ms / 1000)
         self._workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
         self._leases: ShardLeases | None = None
 
@@ -59,6 +62,7 @@ class Relay:
         side = [
             asyncio.create_task(self._report_backlog(), name="relay-backlog-metrics"),
             asyncio.create_task(self._retention(), name="relay-retention"),
+            asyncio.create_task(self._watch.run(), name="relay-pending-watch"),
         ]
         try:
             await self._lead()
@@ -113,7 +117,7 @@ class Relay:
         metrics.SHARDS_LED.set(len(self._workers))
 
     def _start(self, shard: int) -> None:
-        worker = ShardWorker(shard, self._settings, self._store)
+        worker = ShardWorker(shard, self._settings, self._store, self._watch)
         task = asyncio.create_task(worker.run(), name=f"relay-shard-{shard}")
         self._workers[shard] = (worker, task)
 

@@ -13,28 +13,31 @@ from typing import TypeVar
 
 import structlog
 from confluent_kafka import KafkaException
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.settings import Settings
 from relay import metrics
 from relay.checkpoint import read_last_checkpoint
+from relay.db_errors import DB_ERRORS
 from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow, OutboxStore
+from relay.pending_watch import PendingWatch
 from relay.producer import BatchAborted, ShardProducer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-MIN_IDLE_S = 0.001
 MAX_BACKOFF_S = 5.0
-DB_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
 
 
 class ShardWorker:
-    def __init__(self, shard: int, settings: Settings, store: OutboxStore) -> None:
+    def __init__(
+        self, shard: int, settings: Settings, store: OutboxStore, watch: PendingWatch
+    ) -> None:
         self.shard = shard
         self._settings = settings
         self._store = store
+        self._watch = watch
+        self._wake: asyncio.Event | None = None
         self._label = str(shard)
         self._finish = asyncio.Event()
         # One thread per shard owns the producer: librdkafka calls block, and a single
@@ -45,6 +48,8 @@ class ShardWorker:
     def finish(self) -> None:
         """Graceful stop: end after the batch in flight is committed and marked."""
         self._finish.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def _blocking(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -58,6 +63,7 @@ class ShardWorker:
             await self._recover()
             await self._loop(producer)
         finally:
+            self._watch.unregister(self.shard)
             self._close()
             log.info("shard released", shard=self.shard)
 
@@ -107,17 +113,15 @@ class ShardWorker:
 
     async def _loop(self, producer: ShardProducer) -> None:
         batch_size = self._settings.relay.batch_size
-        max_idle = self._settings.relay.idle_poll_ms / 1000
-        idle = MIN_IDLE_S
         while not self._finish.is_set():
             started = time.perf_counter()
             rows = await self._retry_db(lambda: self._store.fetch(self.shard, batch_size))
             if not rows:
-                # Adaptive polling: quick after recent work, backing off when quiet.
-                await _wait(self._finish, idle)
-                idle = min(idle * 2, max_idle)
+                self._wake = self._watch.register(self.shard)
+                if not self._finish.is_set():
+                    await self._wake.wait()
+                self._wake = None
                 continue
-            idle = MIN_IDLE_S
             await self._publish(producer, rows)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 

@@ -1,0 +1,60 @@
+"""Wake-up for idle shards: one cheap query for all of them, adaptive from 1 ms to
+RELAY_IDLE_POLL_MS, instead of one poll per shard.
+
+Why polling and not LISTEN/NOTIFY: NOTIFY takes a database-wide lock at commit, which
+serializes every writer's commit; `bench/wakeup.py` measures what that costs the API
+against what polling costs Postgres and the latency each gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from relay.db_errors import DB_ERRORS
+from relay.outbox_store import OutboxStore
+
+log = structlog.get_logger(__name__)
+
+MIN_INTERVAL_S = 0.001
+
+
+class PendingWatch:
+    def __init__(self, store: OutboxStore, max_interval_s: float) -> None:
+        self._store = store
+        self._max_interval_s = max_interval_s
+        self._waiting: dict[int, asyncio.Event] = {}
+        self._someone_waits = asyncio.Event()
+
+    def register(self, shard: int) -> asyncio.Event:
+        """An event set when `shard` has unpublished rows (or the query failed: the
+        worker then meets the error itself and applies its own backoff)."""
+        event = self._waiting.setdefault(shard, asyncio.Event())
+        self._someone_waits.set()
+        return event
+
+    def unregister(self, shard: int) -> None:
+        self._waiting.pop(shard, None)
+
+    async def run(self) -> None:
+        interval = MIN_INTERVAL_S
+        while True:
+            if not self._waiting:
+                self._someone_waits.clear()
+                await self._someone_waits.wait()
+                interval = MIN_INTERVAL_S
+            await asyncio.sleep(interval)
+            shards = list(self._waiting)
+            if not shards:
+                continue
+            try:
+                ready = await self._store.shards_with_pending(shards)
+            except DB_ERRORS as exc:
+                log.warning("pending check failed", error=str(exc).splitlines()[0])
+                ready = set(shards)
+            for shard in ready:
+                event = self._waiting.pop(shard, None)
+                if event is not None:
+                    event.set()
+            interval = MIN_INTERVAL_S if ready else min(interval * 2, self._max_interval_s)
