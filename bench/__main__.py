@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import relay_drain, relay_latency
+from bench import relay_drain, relay_latency, wakeup
 
 
 def main() -> None:
@@ -18,11 +18,16 @@ def main() -> None:
     latency = sub.add_parser("relay-latency", help="commit-to-Kafka latency at steady rates")
     latency.add_argument("--rates", default="100,1000")
     latency.add_argument("--seconds", type=float, default=15)
+    wake = sub.add_parser("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
+    wake.add_argument("--transactions", type=int, default=3000)
+    wake.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards)
     elif args.name == "relay-latency":
         relay_latency.main([int(r) for r in args.rates.split(",")], args.seconds)
+    elif args.name == "wakeup":
+        wakeup.main(args.transactions, args.repeat)
 
 
 main()

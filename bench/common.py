@@ -76,6 +76,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def ratio_of_medians(numerator: list[float], denominator: list[float]) -> float:
+    return round(statistics.median(numerator) / statistics.median(denominator), 3)
+
+
 def median_spread(values: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(values), 1),

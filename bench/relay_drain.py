@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Producer
 from sqlalchemy import text
 
-from bench.common import bench_settings, median_spread, progress, write_result
+from bench.common import bench_settings, median_spread, progress, ratio_of_medians, write_result
 from core.db import create_engine
 from core.outbox import shard_of
 from core.settings import Settings
@@ -185,9 +185,7 @@ def main(events: int, keys: int, repeat: int, shards: int) -> dict[str, Any]:
         "value_bytes": len(by_shard[next(iter(by_shard))][0][2]),
         "relay_events_per_s": median_spread(relay_rates),
         "raw_producer_events_per_s": median_spread(raw_rates),
-        "ratio_relay_to_raw": round(
-            sorted(relay_rates)[len(relay_rates) // 2] / sorted(raw_rates)[len(raw_rates) // 2], 3
-        ),
+        "ratio_relay_to_raw": ratio_of_medians(relay_rates, raw_rates),
     }
     write_result(f"relay_drain_{shards}shards", summary)
     return summary

@@ -12,12 +12,16 @@ from sqlalchemy.ext.asyncio import (
 from core.settings import DatabaseSettings
 
 
-def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+def create_engine(
+    settings: DatabaseSettings, *, application_name: str, pre_ping: bool = True
+) -> AsyncEngine:
+    """pre_ping trades a round trip per checkout for fewer errors after a database
+    restart; processes that retry every statement anyway (the relay) turn it off."""
     return create_async_engine(
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

@@ -18,7 +18,9 @@ async def run(settings: Settings) -> int:
     stop.install()
     if settings.relay.metrics_port:
         start_http_server(settings.relay.metrics_port)
-    engine = create_engine(settings.database, application_name="connectin-relay-worker")
+    engine = create_engine(
+        settings.database, application_name="connectin-relay-worker", pre_ping=False
+    )
     log.info("relay starting", shards=settings.relay.shards, batch_size=settings.relay.batch_size)
     try:
         await Relay(settings, engine, stop).run()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +75,10 @@ _DEAD_LETTER = text(
     """
 )
 
-_SHARDS_WITH_PENDING = text(
-    """
-    SELECT s FROM unnest(CAST(:shards AS int[])) AS s
+_SHARDS_WITH_PENDING = """
+    SELECT s FROM unnest($1::int[]) AS s
     WHERE EXISTS (SELECT 1 FROM outbox WHERE shard = s AND published_at IS NULL)
-    """
-)
+"""
 
 _PENDING = text(
     """
@@ -93,6 +91,10 @@ _PENDING = text(
 class OutboxStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     async def fetch(self, shard: int, limit: int) -> list[OutboxRow]:
         async with self._engine.connect() as conn:
@@ -121,10 +123,12 @@ class OutboxStore:
         async with self._engine.begin() as conn:
             await conn.execute(_DEAD_LETTER, {"id": outbox_id, "error": error})
 
-    async def shards_with_pending(self, shards: list[int]) -> set[int]:
-        async with self._engine.connect() as conn:
-            result = await conn.execute(_SHARDS_WITH_PENDING, {"shards": shards})
-            return {int(r[0]) for r in result}
+    async def shards_with_pending(self, conn: AsyncConnection, shards: list[int]) -> set[int]:
+        """On the caller's long-lived connection: this runs up to 1000 times a second
+        when idle, and a pool checkout (with its reset round trip) would double it."""
+        raw = await conn.get_raw_connection()
+        records = await raw.driver_connection.fetch(_SHARDS_WITH_PENDING, shards)  # type: ignore[union-attr]
+        return {int(r[0]) for r in records}
 
     async def pending(self) -> dict[int, tuple[int, float]]:
         """shard -> (unpublished count, age in seconds of the oldest unpublished)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relay.db_errors import DB_ERRORS
 from relay.outbox_store import OutboxStore
@@ -38,6 +39,20 @@ class PendingWatch:
         self._waiting.pop(shard, None)
 
     async def run(self) -> None:
+        while True:
+            try:
+                async with self._store.engine.connect() as conn:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await self._watch(conn)
+            except DB_ERRORS as exc:
+                log.warning("pending check failed", error=str(exc).splitlines()[0])
+                # Let the waiting workers meet the error themselves: they back off.
+                for event in self._waiting.values():
+                    event.set()
+                self._waiting.clear()
+                await asyncio.sleep(self._max_interval_s)
+
+    async def _watch(self, conn: AsyncConnection) -> None:
         interval = MIN_INTERVAL_S
         while True:
             if not self._waiting:
@@ -48,11 +63,7 @@ class PendingWatch:
             shards = list(self._waiting)
             if not shards:
                 continue
-            try:
-                ready = await self._store.shards_with_pending(shards)
-            except DB_ERRORS as exc:
-                log.warning("pending check failed", error=str(exc).splitlines()[0])
-                ready = set(shards)
+            ready = await self._store.shards_with_pending(conn, shards)
             for shard in ready:
                 event = self._waiting.pop(shard, None)
                 if event is not None:
