@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import relay_drain, relay_latency, wakeup
+from bench import growth, relay_drain, relay_latency, wakeup
 
 
 def main() -> None:
@@ -21,6 +21,9 @@ def main() -> None:
     wake = sub.add_parser("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
     wake.add_argument("--transactions", type=int, default=3000)
     wake.add_argument("--repeat", type=int, default=3)
+    grow = sub.add_parser("growth", help="relay query and drain as the outbox grows")
+    grow.add_argument("--sizes", default="100000,1000000")
+    grow.add_argument("--backlog", type=int, default=20_000)
     args = parser.parse_args()
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards)
@@ -28,6 +31,8 @@ def main() -> None:
         relay_latency.main([int(r) for r in args.rates.split(",")], args.seconds)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
+    elif args.name == "growth":
+        growth.main([int(n) for n in args.sizes.split(",")], args.backlog)
 
 
 main()

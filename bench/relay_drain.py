@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Producer
@@ -31,8 +32,8 @@ FILLER = "x" * 40  # envelope + filler = ~300 bytes per value
 _FILL = text(
     """
     INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
-                        sequence, payload, headers, shard)
-    SELECT e.id, (CAST(:topics AS text[]))[1 + e.k % 4], 'agg:' || e.k, 'bench.event', 'agg',
+                        sequence, payload, headers, shard, created_at, published_at)
+    SELECT e.id, (CAST(:topics AS text[]))[1 + e.k % 4], :agg || ':' || e.k, 'bench.event', :agg,
            e.k::text, e.seq,
            jsonb_build_object('event_id', e.id, 'event_type', 'bench.event',
                'aggregate_type', 'agg', 'aggregate_id', e.k::text, 'sequence', e.seq,
@@ -41,19 +42,30 @@ _FILL = text(
            jsonb_build_object('event_id', e.id, 'event_type', 'bench.event',
                'content-type', 'application/json', 'ce_specversion', '1.0', 'ce_id', e.id,
                'ce_source', '/connectin/agg', 'ce_type', 'bench.event', 'ce_time', now()),
-           (CAST(:shards AS int[]))[1 + e.k]
+           (CAST(:shards AS int[]))[1 + e.k],
+           coalesce(CAST(:published_at AS timestamptz), now()), CAST(:published_at AS timestamptz)
     FROM (SELECT g, gen_random_uuid() AS id, g % :keys AS k, g / :keys + 1 AS seq
           FROM generate_series(:start, :stop - 1) AS g) AS e
     """
 )
 
 
-async def fill(settings: Settings, events: int, keys: int) -> None:
+async def fill(
+    settings: Settings,
+    events: int,
+    keys: int,
+    *,
+    truncate: bool = True,
+    aggregate: str = "agg",
+    published_at: datetime | None = None,
+) -> None:
+    """Bulk-load `events` outbox rows, unpublished unless `published_at` is given."""
     engine = create_engine(settings.database, application_name="bench-fill")
-    shards = [shard_of(f"agg:{k}", settings.relay.shards) for k in range(keys)]
+    shards = [shard_of(f"{aggregate}:{k}", settings.relay.shards) for k in range(keys)]
     step = 50_000
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("TRUNCATE outbox")
+    if truncate:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("TRUNCATE outbox")
     for start in range(0, events, step):
         async with engine.begin() as conn:
             await conn.execute(
@@ -63,6 +75,8 @@ async def fill(settings: Settings, events: int, keys: int) -> None:
                     "filler": FILLER,
                     "shards": shards,
                     "keys": keys,
+                    "agg": aggregate,
+                    "published_at": published_at,
                     "start": start,
                     "stop": min(events, start + step),
                 },
@@ -77,6 +91,8 @@ async def fill(settings: Settings, events: int, keys: int) -> None:
 async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
     engine = create_engine(settings.database, application_name="bench-watch")
     env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
+    async with engine.connect() as conn:
+        db_started = (await conn.exec_driver_sql("SELECT now()")).scalar_one()
     started = time.perf_counter()
     relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
     try:
@@ -95,8 +111,12 @@ async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
         wall = time.perf_counter() - started
         async with engine.connect() as conn:
             spread = (
-                await conn.exec_driver_sql(
-                    "SELECT extract(epoch FROM max(published_at) - min(published_at)) FROM outbox"
+                await conn.execute(
+                    text(
+                        "SELECT extract(epoch FROM max(published_at) - min(published_at))"
+                        " FROM outbox WHERE published_at >= :started"
+                    ),
+                    {"started": db_started},
                 )
             ).scalar_one()
     finally:
