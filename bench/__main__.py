@@ -22,7 +22,7 @@ def main() -> None:
     wake.add_argument("--transactions", type=int, default=3000)
     wake.add_argument("--repeat", type=int, default=3)
     grow = sub.add_parser("growth", help="relay query and drain as the outbox grows")
-    grow.add_argument("--sizes", default="100000,1000000")
+    grow.add_argument("--sizes", default="0,100000,1000000")
     grow.add_argument("--backlog", type=int, default=20_000)
     args = parser.parse_args()
     if args.name == "relay-drain":
