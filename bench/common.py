@@ -26,7 +26,7 @@ def bench_settings(tag: str) -> Settings:
     base = Settings.from_env()
     run = uuid.uuid4().hex[:6]
     db = f"connectin_bench_{tag}"
-    admin_dsn = base.database.libpq_url.rsplit("/", 1)[0] + "/postgres"
+    admin_dsn = base.database.with_database("postgres").libpq_url
 
     async def recreate() -> None:
         conn = await asyncpg.connect(admin_dsn)
@@ -37,7 +37,7 @@ def bench_settings(tag: str) -> Settings:
             await conn.close()
 
     asyncio.run(recreate())
-    url = base.database.url.rsplit("/", 1)[0] + "/" + db
+    url = base.database.with_database(db).url
     upgrade(url)
     t = base.kafka.topics
     return replace(

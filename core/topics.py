@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,10 +41,20 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
                 # Another process created it between our list and create: that is fine.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-    metadata = admin.list_topics(timeout=timeout).topics
-    for spec in wanted.values():
-        have = len(metadata[spec.name].partitions) if spec.name in metadata else 0
-        if have < spec.partitions:
+    # A just-created topic shows in metadata a moment later: wait for it to settle.
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout).topics
+        short = {
+            spec.name: len(metadata[spec.name].partitions) if spec.name in metadata else 0
+            for spec in wanted.values()
+        }
+        short = {name: have for name, have in short.items() if have < wanted[name].partitions}
+        if not short:
+            return
+        if time.monotonic() > deadline:
+            name, have = next(iter(short.items()))
             raise TopicError(
-                f"topic {spec.name} has {have} partitions, at least {spec.partitions} needed"
+                f"topic {name} has {have} partitions, at least {wanted[name].partitions} needed"
             )
+        time.sleep(0.1)

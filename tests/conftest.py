@@ -57,8 +57,7 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
         {**os.environ, "DATABASE_URL": server_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     )
     db_name = f"connectin_test_{RUN_ID}"
-    server_dsn = base.database.libpq_url
-    admin_dsn = server_dsn.rsplit("/", 1)[0] + "/postgres"
+    admin_dsn = base.database.with_database("postgres").libpq_url
 
     async def create() -> None:
         conn = await asyncpg.connect(admin_dsn)
@@ -75,7 +74,7 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
             await conn.close()
 
     asyncio.run(create())
-    url = base.database.url.rsplit("/", 1)[0] + "/" + db_name
+    url = base.database.with_database(db_name).url
     topics = base.kafka.topics
     test_settings = replace(
         base,
