@@ -15,6 +15,7 @@ def main() -> None:
     drain.add_argument("--keys", type=int, default=5_000)
     drain.add_argument("--repeat", type=int, default=3)
     drain.add_argument("--shards", type=int, default=4)
+    drain.add_argument("--processes", type=int, default=1)
     latency = sub.add_parser("relay-latency", help="commit-to-Kafka latency at steady rates")
     latency.add_argument("--rates", default="100,1000")
     latency.add_argument("--seconds", type=float, default=15)
@@ -26,7 +27,7 @@ def main() -> None:
     grow.add_argument("--backlog", type=int, default=20_000)
     args = parser.parse_args()
     if args.name == "relay-drain":
-        relay_drain.main(args.events, args.keys, args.repeat, args.shards)
+        relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
     elif args.name == "relay-latency":
         relay_latency.main([int(r) for r in args.rates.split(",")], args.seconds)
     elif args.name == "wakeup":

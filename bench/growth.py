@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import bench_settings, progress, write_result
-from bench.relay_drain import drain_with_relay, fill
+from bench.relay_drain import drain_with_relay, fill, truncate_outbox
 from core.db import create_engine
 from core.settings import Settings
 from core.topics import ensure_topics
@@ -55,6 +55,13 @@ async def retention(settings: Settings) -> dict[str, float]:
     return {"deleted": deleted, "rows_per_s": round(deleted / elapsed) if elapsed else 0.0}
 
 
+async def delete_backlog(settings: Settings) -> None:
+    engine = create_engine(settings.database, application_name="bench-growth")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DELETE FROM outbox WHERE published_at IS NULL")
+    await engine.dispose()
+
+
 async def table_mb(settings: Settings) -> float:
     engine = create_engine(settings.database, application_name="bench-growth")
     async with engine.connect() as conn:
@@ -70,14 +77,17 @@ def main(sizes: list[int], backlog: int) -> dict[str, Any]:
     runs = []
     for size in sizes:
         progress(f"{size:,} published rows + {backlog:,} backlog")
+        asyncio.run(truncate_outbox(settings))
         if size:
             asyncio.run(fill(settings, size, 5000, aggregate="hist", published_at=old))
-        asyncio.run(fill(settings, backlog, 5000, truncate=size == 0))
+        asyncio.run(fill(settings, backlog, 5000, truncate=False))
         row: dict[str, Any] = {"published_rows": size, "backlog": backlog}
         row["table_mb"] = asyncio.run(table_mb(settings))
         row["fetch_batch_ms"] = asyncio.run(fetch_query_ms(settings))
+        # The drain fills its own backlog in one transaction once the relay is ready.
+        asyncio.run(delete_backlog(settings))
         row["drain_events_per_s"] = round(
-            asyncio.run(drain_with_relay(settings, backlog))["events_per_s"]
+            asyncio.run(drain_with_relay(settings, backlog, 5000))["events_per_s"]
         )
         row["retention"] = asyncio.run(retention(settings))
         progress(f"  {row}")

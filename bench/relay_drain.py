@@ -19,9 +19,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import bench_settings, median_spread, progress, ratio_of_medians, write_result
 from core.db import create_engine
+from core.leadership import lock_namespace
 from core.outbox import shard_of
 from core.settings import Settings
 from core.topics import ensure_topics
@@ -58,11 +60,12 @@ async def fill(
     truncate: bool = True,
     aggregate: str = "agg",
     published_at: datetime | None = None,
+    step: int = 50_000,
 ) -> None:
-    """Bulk-load `events` outbox rows, unpublished unless `published_at` is given."""
+    """Bulk-load `events` outbox rows, unpublished unless `published_at` is given,
+    committing every `step` rows."""
     engine = create_engine(settings.database, application_name="bench-fill")
     shards = [shard_of(f"{aggregate}:{k}", settings.relay.shards) for k in range(keys)]
-    step = 50_000
     if truncate:
         async with engine.begin() as conn:
             await conn.exec_driver_sql("TRUNCATE outbox")
@@ -88,16 +91,52 @@ async def fill(
     await engine.dispose()
 
 
-async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
+async def truncate_outbox(settings: Settings) -> None:
+    engine = create_engine(settings.database, application_name="bench-fill")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("TRUNCATE outbox")
+    await engine.dispose()
+
+
+async def relay_pids(engine: AsyncEngine, settings: Settings) -> dict[int, int]:
+    """pid -> shards it leads."""
+    namespace = lock_namespace(settings.kafka.transactional_id_prefix)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objsubid = 2 AND classid = CAST(:ns AS int)::oid GROUP BY pid"
+            ),
+            {"ns": namespace},
+        )
+        return {int(pid): int(n) for pid, n in rows}
+
+
+async def drain_with_relay(
+    settings: Settings, events: int, keys: int, processes: int = 1
+) -> dict[str, float]:
+    """Start `processes` relays, wait until they have split the shards, then commit the
+    whole backlog in ONE transaction, so every relay sees all of it at once, and time
+    the drain from that commit to the last mark."""
     engine = create_engine(settings.database, application_name="bench-watch")
     env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
-    async with engine.connect() as conn:
-        db_started = (await conn.exec_driver_sql("SELECT now()")).scalar_one()
-    started = time.perf_counter()
-    relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
+    relays = [
+        await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
+        for _ in range(processes)
+    ]
+    share = -(-settings.relay.shards // processes)
     try:
         while True:
+            split = await relay_pids(engine, settings)
+            settled = len(split) == processes and max(split.values()) <= share
+            if settled and sum(split.values()) == settings.relay.shards:
+                break
             await asyncio.sleep(0.2)
+        await fill(settings, events, keys, truncate=False, step=events)
+        async with engine.connect() as conn:
+            committed_at = (await conn.exec_driver_sql("SELECT now()")).scalar_one()
+        started = time.perf_counter()
+        while True:
             async with engine.connect() as conn:
                 left = (
                     await conn.exec_driver_sql(
@@ -106,24 +145,23 @@ async def drain_with_relay(settings: Settings, events: int) -> dict[str, float]:
                 ).scalar_one()
             if left == 0:
                 break
-            if relay.returncode is not None:
-                raise RuntimeError(f"relay exited with {relay.returncode}")
-        wall = time.perf_counter() - started
+            if any(relay.returncode is not None for relay in relays):
+                raise RuntimeError("a relay exited during the drain")
+            await asyncio.sleep(0.2)
         async with engine.connect() as conn:
             spread = (
                 await conn.execute(
-                    text(
-                        "SELECT extract(epoch FROM max(published_at) - min(published_at))"
-                        " FROM outbox WHERE published_at >= :started"
-                    ),
-                    {"started": db_started},
+                    text("SELECT extract(epoch FROM max(published_at) - :t) FROM outbox"),
+                    {"t": committed_at},
                 )
             ).scalar_one()
     finally:
-        relay.terminate()
-        await asyncio.wait_for(relay.wait(), 30)
+        for relay in relays:
+            relay.terminate()
+        for relay in relays:
+            await asyncio.wait_for(relay.wait(), 30)
         await engine.dispose()
-    return {"events_per_s": events / float(spread), "wall_s_incl_startup": wall}
+    return {"events_per_s": events / float(spread), "wall_s": time.perf_counter() - started}
 
 
 async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, bytes, Any]]]:
@@ -181,7 +219,7 @@ def raw_producer(settings: Settings, by_shard: dict[int, list[Any]], run: int) -
     return sum(len(m) for m in by_shard.values()) / elapsed
 
 
-def main(events: int, keys: int, repeat: int, shards: int) -> dict[str, Any]:
+def main(events: int, keys: int, repeat: int, shards: int, processes: int = 1) -> dict[str, Any]:
     settings = bench_settings("drain")
     settings = replace(settings, relay=replace(settings.relay, shards=shards))
     ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
@@ -191,21 +229,23 @@ def main(events: int, keys: int, repeat: int, shards: int) -> dict[str, Any]:
         progress(f"run {run + 1}/{repeat}: filling outbox with {events} events")
         asyncio.run(fill(settings, events, keys))
         by_shard = asyncio.run(load_messages(settings))
+        asyncio.run(truncate_outbox(settings))
         progress("raw transactional producer")
         raw_rates.append(raw_producer(settings, by_shard, run))
         progress(f"  raw: {raw_rates[-1]:,.0f} events/s; relay draining")
-        result = asyncio.run(drain_with_relay(settings, events))
+        result = asyncio.run(drain_with_relay(settings, events, keys, processes))
         relay_rates.append(result["events_per_s"])
         progress(f"  relay: {relay_rates[-1]:,.0f} events/s")
     summary = {
         "events": events,
         "keys": keys,
         "shards": shards,
+        "relay_processes": processes,
         "batch_size": settings.relay.batch_size,
         "value_bytes": len(by_shard[next(iter(by_shard))][0][2]),
         "relay_events_per_s": median_spread(relay_rates),
         "raw_producer_events_per_s": median_spread(raw_rates),
         "ratio_relay_to_raw": ratio_of_medians(relay_rates, raw_rates),
     }
-    write_result(f"relay_drain_{shards}shards", summary)
+    write_result(f"relay_drain_{shards}shards_{processes}proc", summary)
     return summary

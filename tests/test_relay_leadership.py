@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
-from relay.leases import lock_namespace
+from core.leadership import lock_namespace
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
