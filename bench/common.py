@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
+from core.db import recreate_database
 from core.settings import Settings
 from migrations import upgrade
 
@@ -24,37 +23,12 @@ RESULTS = Path(__file__).parent / "results"
 def bench_settings(tag: str) -> Settings:
     """Settings on a fresh `connectin_bench_<tag>` database with run-unique topics."""
     base = Settings.from_env()
-    run = uuid.uuid4().hex[:6]
-    db = f"connectin_bench_{tag}"
-    admin_dsn = base.database.with_database("postgres").libpq_url
-
-    async def recreate() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{db}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(recreate())
-    url = base.database.with_database(db).url
-    upgrade(url)
-    t = base.kafka.topics
+    database = asyncio.run(recreate_database(base.database, f"connectin_bench_{tag}"))
+    upgrade(database.url)
     return replace(
         base,
-        database=replace(base.database, url=url),
-        kafka=replace(
-            base.kafka,
-            transactional_id_prefix=f"bench-{tag}-{run}",
-            topics=replace(
-                t,
-                user=f"bench-user-{run}",
-                project=f"bench-project-{run}",
-                message=f"bench-message-{run}",
-                payment=f"bench-payment-{run}",
-                checkpoint=f"bench-checkpoints-{run}",
-            ),
-        ),
+        database=database,
+        kafka=base.kafka.namespaced(f"bench-{tag}-{uuid.uuid4().hex[:6]}"),
         relay=replace(base.relay, metrics_port=0),
         consumers=replace(base.consumers, metrics_port=0),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,3 +29,23 @@ def create_engine(
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def recreate_database(settings: DatabaseSettings, name: str) -> DatabaseSettings:
+    """Drop (if present) and create database `name` on the same server; for test runs
+    and benchmarks, which each want an empty database of their own."""
+    await drop_database(settings, name)
+    admin = await asyncpg.connect(settings.with_database("postgres").libpq_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return settings.with_database(name)
+
+
+async def drop_database(settings: DatabaseSettings, name: str) -> None:
+    admin = await asyncpg.connect(settings.with_database("postgres").libpq_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -120,6 +120,23 @@ class KafkaSettings:
     def client_config(self) -> dict[str, str | int | bool]:
         return {"bootstrap.servers": self.bootstrap_servers}
 
+    def namespaced(self, suffix: str) -> KafkaSettings:
+        """Topics and transactional ids of their own, so several platforms (test runs,
+        benchmarks) share one broker without seeing each other's events."""
+        t = self.topics
+        return replace(
+            self,
+            transactional_id_prefix=f"{self.transactional_id_prefix}-{suffix}",
+            topics=replace(
+                t,
+                user=f"{t.user}-{suffix}",
+                project=f"{t.project}-{suffix}",
+                message=f"{t.message}-{suffix}",
+                payment=f"{t.payment}-{suffix}",
+                checkpoint=f"{t.checkpoint}-{suffix}",
+            ),
+        )
+
 
 @dataclass(frozen=True)
 class RelaySettings:

@@ -16,12 +16,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
-import asyncpg
 import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_engine
+from core.db import create_engine, drop_database, recreate_database
 from core.settings import Settings
 from migrations import upgrade
 
@@ -57,54 +56,25 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
         {**os.environ, "DATABASE_URL": server_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     )
     db_name = f"connectin_test_{RUN_ID}"
-    admin_dsn = base.database.with_database("postgres").libpq_url
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{db_name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    url = base.database.with_database(db_name).url
-    topics = base.kafka.topics
+    database = asyncio.run(recreate_database(base.database, db_name))
+    kafka = base.kafka.namespaced(f"test-{RUN_ID}")
     test_settings = replace(
         base,
-        database=replace(base.database, url=url),
-        kafka=replace(
-            base.kafka,
-            transactional_id_prefix=f"test-{RUN_ID}",
-            topics=replace(
-                topics,
-                user=f"{topics.user}-{RUN_ID}",
-                project=f"{topics.project}-{RUN_ID}",
-                message=f"{topics.message}-{RUN_ID}",
-                payment=f"{topics.payment}-{RUN_ID}",
-                checkpoint=f"{topics.checkpoint}-{RUN_ID}",
-                partitions=3,
-            ),
-        ),
+        database=database,
+        kafka=replace(kafka, topics=replace(kafka.topics, partitions=3)),
         relay=replace(base.relay, metrics_port=0),
         consumers=replace(base.consumers, metrics_port=0),
     )
-    upgrade(url)
+    upgrade(database.url)
     yield test_settings
-    asyncio.run(drop())
+    asyncio.run(drop_database(base.database, db_name))
     _delete_topics(test_settings)
 
 
 def _delete_topics(settings: Settings) -> None:
     admin = AdminClient(settings.kafka.client_config())
     existing = admin.list_topics(timeout=10).topics
-    mine = [t for t in existing if t.endswith(RUN_ID)]
+    mine = [t for t in existing if f"test-{RUN_ID}" in t]
     if mine:
         for future in admin.delete_topics(mine, operation_timeout=30).values():
             future.result()
@@ -146,20 +116,4 @@ async def clean_db(engine: AsyncEngine) -> AsyncEngine:
 def isolate(settings: Settings, tag: str) -> Settings:
     """Settings with topics and transactional ids of their own, for tests that count
     what lands in Kafka."""
-    topics = settings.kafka.topics
-    suffix = f"{tag}-{uuid.uuid4().hex[:6]}-{RUN_ID}"
-    return replace(
-        settings,
-        kafka=replace(
-            settings.kafka,
-            transactional_id_prefix=f"test-{suffix}",
-            topics=replace(
-                topics,
-                user=f"user-events-{suffix}",
-                project=f"project-events-{suffix}",
-                message=f"message-events-{suffix}",
-                payment=f"payment-events-{suffix}",
-                checkpoint=f"checkpoints-{suffix}",
-            ),
-        ),
-    )
+    return replace(settings, kafka=settings.kafka.namespaced(f"{tag}-{uuid.uuid4().hex[:6]}"))
