@@ -8,6 +8,7 @@ from prometheus_client import start_http_server
 from core.db import create_engine
 from core.lifecycle import StopSignal
 from core.settings import Settings
+from core.topics import TopicError
 from relay.service import Relay
 
 log = structlog.get_logger(__name__)
@@ -24,6 +25,9 @@ async def run(settings: Settings) -> int:
     log.info("relay starting", shards=settings.relay.shards, batch_size=settings.relay.batch_size)
     try:
         await Relay(settings, engine, stop).run()
+    except TopicError as exc:
+        log.error("relay cannot start", reason=str(exc))
+        return 2
     finally:
         await engine.dispose()
     log.info("relay stopped", reason=stop.reason or "run ended")

@@ -7,6 +7,7 @@ import asyncio
 import math
 
 import structlog
+from confluent_kafka import KafkaException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.lifecycle import StopSignal
@@ -56,9 +57,8 @@ class Relay:
         return set(self._workers)
 
     async def run(self) -> None:
-        await asyncio.to_thread(
-            ensure_topics, self._settings.kafka.bootstrap_servers, relay_topics(self._settings)
-        )
+        if not await self._ensure_topics():
+            return
         side = [
             asyncio.create_task(self._report_backlog(), name="relay-backlog-metrics"),
             asyncio.create_task(self._retention(), name="relay-retention"),
@@ -71,6 +71,25 @@ class Relay:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await self._shutdown()
+
+    async def _ensure_topics(self) -> bool:
+        """Create the topics, waiting for the broker if it is not up yet; False if a
+        stop came first. A topic of the wrong shape (TopicError) is fatal."""
+        backoff = 0.5
+        while not self._stop.stopping:
+            try:
+                await asyncio.to_thread(
+                    ensure_topics,
+                    self._settings.kafka.bootstrap_servers,
+                    relay_topics(self._settings),
+                    10.0,
+                )
+                return True
+            except KafkaException as exc:
+                log.warning("kafka not ready, retrying", error=str(exc), backoff_s=backoff)
+                await self._stop.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        return False
 
     async def _lead(self) -> None:
         interval = self._settings.relay.lock_check_ms / 1000
