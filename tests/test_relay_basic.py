@@ -113,8 +113,11 @@ async def test_topics_are_created_with_configured_shape(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     s = isolate(settings, "topics")
-    async with running_relay(s, clean_db):
-        pass
+    async with running_relay(s, clean_db) as relay:
+        for _ in range(100):
+            if relay.led_shards:
+                break
+            await asyncio.sleep(0.1)
     admin = AdminClient(s.kafka.client_config())
     metadata = admin.list_topics(timeout=10).topics
     for name in s.kafka.topics.event_topics:
