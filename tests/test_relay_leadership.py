@@ -10,9 +10,9 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.leadership import lock_namespace
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
-from core.leadership import lock_namespace
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
