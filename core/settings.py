@@ -116,7 +116,7 @@ class KafkaSettings:
     transactional_id_prefix: str = "connectin"
     topics: TopicSettings = field(default_factory=TopicSettings)
 
-    def client_config(self) -> dict[str, str | int | bool]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         return {"bootstrap.servers": self.bootstrap_servers}
 
     def namespaced(self, suffix: str) -> KafkaSettings:
@@ -160,6 +160,10 @@ class ConsumerSettings:
     max_attempts: int = 5
     retry_backoff_ms: int = 200
     metrics_port: int = 9102
+    # Kafka static membership id (one per process, stable across its restarts): a
+    # restarted process gets its partitions back at once instead of after the session
+    # timeout. Empty = dynamic membership.
+    instance_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,7 @@ class Settings:
             "CONSUMER_MAX_ATTEMPTS": str(self.consumers.max_attempts),
             "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
             "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
+            "CONSUMER_INSTANCE_ID": self.consumers.instance_id,
             "LOG_LEVEL": self.log_level,
         }
 
@@ -281,6 +286,7 @@ class Settings:
                 max_attempts=_int(e, "CONSUMER_MAX_ATTEMPTS", d.consumers.max_attempts, 1),
                 retry_backoff_ms=_int(e, "CONSUMER_RETRY_BACKOFF_MS", d.consumers.retry_backoff_ms),
                 metrics_port=_int(e, "CONSUMER_METRICS_PORT", d.consumers.metrics_port),
+                instance_id=e.get("CONSUMER_INSTANCE_ID", d.consumers.instance_id),
             ),
             auth=AuthSettings(
                 jwt_secret=e.get("JWT_SECRET") or d.auth.jwt_secret,

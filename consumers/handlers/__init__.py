@@ -1,0 +1,18 @@
+"""The platform's handlers. To add some: a module with a `HandlerGroup` (consumer
+name, topic role) and `@handlers.on("event.type")` functions, listed in GROUPS."""
+
+from __future__ import annotations
+
+from consumers.handlers import messages, payments, projects, users
+from consumers.registry import HandlerGroup, Registry
+
+GROUPS: tuple[HandlerGroup, ...] = (
+    users.handlers,
+    projects.handlers,
+    messages.handlers,
+    payments.handlers,
+)
+
+
+def default_registry() -> Registry:
+    return Registry(GROUPS)

@@ -1,0 +1,39 @@
+"""Entry point of `connectin consumers`."""
+
+from __future__ import annotations
+
+import structlog
+from prometheus_client import start_http_server
+
+from consumers.handlers import default_registry
+from consumers.registry import Registry
+from consumers.service import ConsumerService
+from core.db import create_engine
+from core.lifecycle import StopSignal
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def run(settings: Settings, *, registry: Registry | None = None) -> int:
+    """Run every registered consumer group until SIGTERM/SIGINT."""
+    instance_id = settings.consumers.instance_id or None
+    stop = StopSignal()
+    stop.install()
+    if settings.consumers.metrics_port:
+        start_http_server(settings.consumers.metrics_port)
+    registry = registry or default_registry()
+    engine = create_engine(settings.database, application_name="connectin-consumers")
+    log.info(
+        "consumers starting",
+        consumers=[c.name for c in registry.consumers],
+        instance_id=instance_id,
+    )
+    try:
+        code = await ConsumerService(
+            settings, engine, stop, registry, instance_id=instance_id
+        ).run()
+    finally:
+        await engine.dispose()
+    log.info("consumers stopped", reason=stop.reason or "run ended", exit_code=code)
+    return code
