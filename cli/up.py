@@ -9,15 +9,20 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import IO
+
+import httpx
 
 from cli.services import ensure_up
 from core.settings import Settings
 from migrations import upgrade
 
 STOP_GRACE_S = 15.0
+LOCALSTRIPE_WAIT_S = 30.0
+WEBHOOK_ID = "connectin"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,29 @@ def platform_processes(api_port: int, stripe_port: int) -> list[ProcessSpec]:
         ProcessSpec("relay", [connectin, "relay"]),
         ProcessSpec("consumers", [connectin, "consumers"]),
     ]
+
+
+def register_webhook(stripe_base: str, api_url: str, secret: str) -> bool:
+    """Tell localstripe where to deliver its signed events (it has no dashboard): our
+    webhook, signed with STRIPE_WEBHOOK_SECRET. Retries while localstripe starts."""
+    url = f"{api_url.rstrip('/')}/api/v1/payments/webhook"
+    deadline = time.monotonic() + LOCALSTRIPE_WAIT_S
+    while True:
+        try:
+            response = httpx.post(
+                f"{stripe_base}/_config/webhooks/{WEBHOOK_ID}",
+                json={"url": url, "secret": secret},
+                timeout=5,
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            if time.monotonic() > deadline:
+                print(f"[up] could not register the localstripe webhook: {exc}", flush=True)
+                return False
+            time.sleep(0.3)
+            continue
+        print(f"[up] localstripe delivers webhooks to {url}", flush=True)
+        return True
 
 
 def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -> int:
@@ -63,6 +91,14 @@ def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -
         assert proc.stdout is not None
         selector.register(proc.stdout, selectors.EVENT_READ, spec.name)
         print(f"[up] started {spec.name} (pid {proc.pid})", flush=True)
+    stripe_base = f"http://127.0.0.1:{stripe_port}"
+    if env["STRIPE_API_BASE"].rstrip("/") == stripe_base:
+        secret = Settings.from_env(env).stripe.webhook_secret
+        threading.Thread(
+            target=register_webhook,
+            args=(stripe_base, f"http://127.0.0.1:{api_port}", secret),
+            daemon=True,
+        ).start()
     width = max(len(name) for name in running)
     exit_code = 0
     while not stopping:

@@ -115,6 +115,9 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(64))
     # Stripe's `created` of the last event applied, so a stale event never wins.
     status_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    # The key the API sent to Stripe when it created the intent (migration 0002), so a
+    # retried request finds this row; NULL for rows created from webhooks.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -127,6 +130,7 @@ class Subscription(Base):
     price_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(64))
     status_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

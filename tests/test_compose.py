@@ -25,7 +25,7 @@ from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("api", "relay", "consumers")
-ALL_SERVICES = {"postgres", "kafka", "migrate", *APP_SERVICES, "localstripe"}
+ALL_SERVICES = {"postgres", "kafka", "migrate", *APP_SERVICES, "localstripe", "stripe-webhook"}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -214,3 +214,11 @@ def test_services_env_is_shell_evaluable() -> None:
         ODD_ENV["DATABASE_URL"],
         ODD_ENV["KAFKA_BOOTSTRAP_SERVERS"],
     ]
+
+
+def test_localstripe_is_told_where_to_deliver_webhooks(compose: dict[str, Any]) -> None:
+    hook = service(compose, "stripe-webhook")
+    assert hook["command"][:2] == ["connectin", "register-webhook"]
+    assert "http://api:8000" in hook["command"]
+    assert hook["depends_on"]["localstripe"]["condition"] == "service_started"
+    assert hook["environment"]["STRIPE_API_BASE"] == "http://localstripe:8420"

@@ -1,0 +1,111 @@
+"""One-off payments: a PaymentIntent the frontend confirms with Stripe.js."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import stripe
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ConflictError, invalid
+from api.events import emit
+from api.payments import events, store
+from api.payments.idempotency import idempotency_key
+from api.payments.schemas import PaymentIntentIn, PaymentIntentOut
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams
+
+OPERATION = "create-payment-intent"
+
+
+def checked(settings: Settings, data: PaymentIntentIn) -> tuple[int, str]:
+    """(amount, lowercase currency) within the configured limits, else a 400."""
+    if data.amount > settings.stripe.max_amount:
+        raise invalid("amount", f"must be at most {settings.stripe.max_amount} (minor units)")
+    currency = data.currency.lower()
+    if currency not in settings.stripe.currencies:
+        raise invalid("currency", f"must be one of {', '.join(settings.stripe.currencies)}")
+    return data.amount, currency
+
+
+def _out(intent: stripe.PaymentIntent) -> PaymentIntentOut:
+    if not intent.client_secret:
+        raise stripe.APIError(f"payment intent {intent.id} came back without a client secret")
+    return PaymentIntentOut(client_secret=intent.client_secret, payment_intent_id=intent.id)
+
+
+async def _recorded(client: stripe.StripeClient, payment_intent_id: str) -> PaymentIntentOut:
+    # The client secret is not stored (it lets anyone confirm the payment); read it back.
+    return _out(await client.v1.payment_intents.retrieve_async(payment_intent_id))
+
+
+async def create_intent(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    settings: Settings,
+    user_id: int,
+    data: PaymentIntentIn,
+    client_key: str | None,
+    traceparent: str | None,
+) -> PaymentIntentOut:
+    amount, currency = checked(settings, data)
+    generation = (
+        0 if client_key else await store.finished_payments(session, user_id, amount, currency)
+    )
+    key = idempotency_key(
+        OPERATION, user_id, client_key, {"amount": amount, "currency": currency}, generation
+    )
+    existing = await store.payment_by_key(session, key.value)
+    if existing is not None:
+        if (existing.amount, existing.currency) != (amount, currency):
+            raise ConflictError(detail="Idempotency-Key was already used with another request")
+        return await _recorded(client, existing.payment_intent_id)
+    customer_id = await store.customer_of(session, user_id)
+    await store.end_reads(session)
+
+    params: PaymentIntentCreateParams = {
+        "amount": amount,
+        "currency": currency,
+        "metadata": {"user_id": str(user_id)},
+    }
+    if customer_id is not None:
+        params["customer"] = customer_id
+    intent = await client.v1.payment_intents.create_async(
+        params=params, options={"idempotency_key": key.value}
+    )
+    payment_id = await store.insert_payment(
+        session,
+        user_id=user_id,
+        payment_intent_id=intent.id,
+        amount=amount,
+        currency=currency,
+        status=intent.status,
+        key=key.value,
+    )
+    if payment_id is None:
+        winner = await store.payment_by_key(session, key.value)
+        if winner is not None and winner.payment_intent_id != intent.id:
+            # Two copies of this request raced past the lookup and this Stripe did not
+            # dedupe them (real Stripe does; localstripe ignores keys): the recorded one
+            # is the answer, the other intent stays unconfirmed and unused.
+            return await _recorded(client, winner.payment_intent_id)
+        if winner is None:
+            await store.adopt_payment_key(session, intent.id, key.value)
+        return _out(intent)
+    await emit(
+        session,
+        settings,
+        events.intent_created(
+            settings.kafka.topics,
+            payment_id=payment_id,
+            user_id=user_id,
+            payment_intent_id=intent.id,
+            amount=amount,
+            currency=currency,
+            status=intent.status,
+            traceparent=traceparent,
+        ),
+    )
+    return _out(intent)

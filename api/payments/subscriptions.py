@@ -1,0 +1,131 @@
+"""Subscriptions to a price (`price_…`) or a legacy plan (`plan_…`).
+
+Stripe charges a subscription's invoices to the customer's default payment method
+(`invoice_settings.default_payment_method`). The frontend supplies it by creating a
+PaymentMethod with Stripe.js (`stripe.createPaymentMethod({type: 'card', card})`) and
+sending its `pm_…` id as `payment_method`; we attach it to the customer and make it
+the default before creating the subscription. A customer that already has a default
+may omit it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import stripe
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ConflictError
+from api.events import emit
+from api.payments import events, store
+from api.payments.customers import customer_key, ensure_customer
+from api.payments.idempotency import IdempotencyKey, idempotency_key
+from api.payments.schemas import SubscriptionCreatedOut, SubscriptionIn
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from stripe.params import SubscriptionCreateParamsItem
+
+OPERATION = "create-subscription"
+
+
+def subscription_item(price_id: str) -> SubscriptionCreateParamsItem:
+    """Each kind of id in the field Stripe defines for it (localstripe knows plans only)."""
+    if price_id.startswith("price_"):
+        return {"price": price_id}
+    return {"plan": price_id}
+
+
+async def set_default_payment_method(
+    client: stripe.StripeClient, customer_id: str, payment_method: str, key: IdempotencyKey
+) -> str:
+    """Attach the PaymentMethod and make it the invoices' default; returns its id (a test
+    id such as `pm_card_visa` becomes a new `pm_…` when attached)."""
+    attached = await client.v1.payment_methods.attach_async(
+        payment_method,
+        params={"customer": customer_id},
+        options={"idempotency_key": key.step(f"attach:{payment_method}")},
+    )
+    await client.v1.customers.update_async(
+        customer_id,
+        params={"invoice_settings": {"default_payment_method": attached.id}},
+        options={"idempotency_key": key.step(f"default:{payment_method}")},
+    )
+    return attached.id
+
+
+async def create_subscription(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    settings: Settings,
+    user_id: int,
+    data: SubscriptionIn,
+    client_key: str | None,
+    traceparent: str | None,
+) -> SubscriptionCreatedOut:
+    price_id = data.price_id
+    generation = 0 if client_key else await store.finished_subscriptions(session, user_id, price_id)
+    key = idempotency_key(OPERATION, user_id, client_key, {"price_id": price_id}, generation)
+    existing = await store.subscription_by_key(session, key.value)
+    if existing is not None:
+        if existing.price_id != price_id:
+            raise ConflictError(detail="Idempotency-Key was already used with another request")
+        return SubscriptionCreatedOut(
+            subscription_id=existing.subscription_id, status=existing.status
+        )
+
+    customer_id, created = await ensure_customer(
+        session, client, settings, user_id, customer_key(user_id, None), traceparent
+    )
+    if created:
+        # The customer exists at Stripe whatever happens next: record it (row and
+        # event) now, so a failure below does not leave it unknown to us.
+        await session.commit()
+    else:
+        await store.end_reads(session)
+    if data.payment_method is not None:
+        await set_default_payment_method(client, customer_id, data.payment_method, key)
+    subscription = await client.v1.subscriptions.create_async(
+        params={
+            "customer": customer_id,
+            "items": [subscription_item(price_id)],
+            "metadata": {"user_id": str(user_id)},
+        },
+        options={"idempotency_key": key.value},
+    )
+
+    row_id = await store.insert_subscription(
+        session,
+        user_id=user_id,
+        subscription_id=subscription.id,
+        price_id=price_id,
+        status=subscription.status,
+        key=key.value,
+    )
+    if row_id is None:
+        winner = await store.subscription_by_key(session, key.value)
+        if winner is not None and winner.subscription_id != subscription.id:
+            # A concurrent copy of this request won (see intents.create_intent); the
+            # extra subscription this Stripe made is not ours to keep, so cancel it.
+            # (A DELETE: idempotent by definition, Stripe takes no key for it.)
+            await client.v1.subscriptions.cancel_async(subscription.id)
+            return SubscriptionCreatedOut(
+                subscription_id=winner.subscription_id, status=winner.status
+            )
+        if winner is None:
+            await store.adopt_subscription_key(session, subscription.id, key.value)
+        return SubscriptionCreatedOut(subscription_id=subscription.id, status=subscription.status)
+    await emit(
+        session,
+        settings,
+        events.subscription_created(
+            settings.kafka.topics,
+            user_id=user_id,
+            subscription_id=subscription.id,
+            customer_id=customer_id,
+            price_id=price_id,
+            status=subscription.status,
+            traceparent=traceparent,
+        ),
+    )
+    return SubscriptionCreatedOut(subscription_id=subscription.id, status=subscription.status)
