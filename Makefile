@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CONNECTIN := $(BIN)/connectin
 SERVICES_ENV = eval "$$($(CONNECTIN) services env)"
 
-.PHONY: install services up test lint typecheck bench down clean
+.PHONY: install browser services up test lint typecheck bench down clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+# Debian's Chromium for the operator page's browser test (Playwright drives it; it never
+# downloads a browser of its own).
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 services: install
 	$(CONNECTIN) services up
@@ -30,7 +35,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy api relay consumers core cli bench
 
-test: lint typecheck services
+test: lint typecheck browser services
 	$(SERVICES_ENV) && $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: services

@@ -19,8 +19,10 @@ from api.auth import jwt_auth
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
+from api.payments.client import stripe_lifespan
 from api.ratelimit import SlidingWindowLimiter
-from api.routes import ROUTES
+from api.routes import ROUTES, payments
+from api.routes.ops import OPS_ROUTES, ops_status
 from core.db import create_engine, session_factory
 from core.settings import Settings
 
@@ -67,10 +69,11 @@ def create_app(settings: Settings) -> Litestar:
 
     auth = jwt_auth(settings.auth, exclude=AUTH_EXCLUDE)
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *OPS_ROUTES, payments.ROUTER],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[database],
+        # ops_status needs the engine: it must come after `database`.
+        lifespan=[database, ops_status, stripe_lifespan],
         state=State(
             {
                 "settings": settings,

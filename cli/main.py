@@ -10,12 +10,16 @@ import asyncio
 
 import typer
 
+from cli.dlq import dlq_app
 from cli.services import services_app
+from cli.status import status
 from core.logging import configure_logging
 from core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="ConnectIn event platform")
 app.add_typer(services_app, name="services", help="Local Postgres and Kafka: up|down|status|env")
+app.add_typer(dlq_app, name="dlq", help="Dead letters: list and replay")
+app.command(help="Outbox, relay, consumer lag and dead letters at a glance")(status)
 
 
 @app.command()
@@ -66,6 +70,19 @@ def up() -> None:
     from cli.up import run_all
 
     raise typer.Exit(run_all(Settings.from_env()))
+
+
+@app.command("register-webhook")
+def register_webhook_command(api_url: str = "http://127.0.0.1:8000") -> None:
+    """Register our webhook endpoint with localstripe (STRIPE_API_BASE)."""
+    from cli.up import register_webhook
+
+    settings = Settings.from_env()
+    if not settings.stripe.api_base:
+        typer.echo("STRIPE_API_BASE is not set: real Stripe is configured in its dashboard")
+        raise typer.Exit(2)
+    ok = register_webhook(settings.stripe.api_base, api_url, settings.stripe.webhook_secret)
+    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:
