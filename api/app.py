@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
@@ -26,6 +27,8 @@ from api.routes.ops import OPS_ROUTES, ops_status
 from core.db import create_engine, session_factory
 from core.settings import Settings
 
+log = structlog.get_logger(__name__)
+
 # Public paths served by Litestar's own handlers, which we cannot mark with `opt`.
 AUTH_EXCLUDE = ["^/schema"]
 CORS_HEADERS = ["Authorization", "Content-Type", "traceparent", "Idempotency-Key"]
@@ -37,9 +40,12 @@ async def database(app: Litestar) -> AsyncIterator[None]:
     engine = create_engine(settings.database, application_name="connectin-api")
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    log.info("api started")
     try:
         yield
     finally:
+        # uvicorn runs the lifespan's shutdown only on SIGTERM/SIGINT (graceful stop).
+        log.info("api stopped", reason="server shutdown requested (SIGTERM/SIGINT)")
         await engine.dispose()
 
 
