@@ -6,6 +6,7 @@ worker thread so the event loop keeps serving leases, metrics and signals.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -15,6 +16,8 @@ from core.settings import KafkaSettings, RelaySettings
 from relay.checkpoint import Checkpoint, checkpoint_key
 from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow
+
+CALL_TIMEOUT_S = 10.0
 
 # Errors that mean this one message can never be accepted, whatever we retry.
 UNPUBLISHABLE = {
@@ -29,6 +32,13 @@ UNPUBLISHABLE = {
 class ProducerFenced(RuntimeError):
     """Fatal for this producer: another leader took the shard, or the producer broke.
     The shard must be dropped and re-acquired with a new producer."""
+
+
+class OutcomeUnknown(ProducerFenced):
+    """The commit neither succeeded nor failed in time (broker unreachable): the batch
+    may or may not be visible. Never retry it with this producer: drop the shard, and
+    the next leader's init_transactions settles the transaction and its checkpoint read
+    tells whether the batch committed, exactly as after a crash."""
 
 
 class BatchAborted(RuntimeError):
@@ -75,7 +85,9 @@ class ShardProducer:
     def __init__(self, kafka: KafkaSettings, relay: RelaySettings, shard: int) -> None:
         self.shard = shard
         self._checkpoint_topic = kafka.topics.checkpoint
-        self._timeout_s = relay.transaction_timeout_ms / 1000
+        # Each blocking librdkafka call is bounded well below transaction.timeout.ms, so
+        # a stop never waits long on a broker that does not answer.
+        self._timeout_s = min(CALL_TIMEOUT_S, relay.transaction_timeout_ms / 2000)
         self._producer = Producer(producer_config(kafka, relay, shard))
         self._in_transaction = False
         self._failpoints = Failpoints(relay.failpoint)
@@ -123,18 +135,21 @@ class ShardProducer:
         return result
 
     def _commit(self) -> None:
+        deadline = time.monotonic() + self._timeout_s
         while True:
             try:
-                self._producer.commit_transaction(self._timeout_s)
+                self._producer.commit_transaction(max(0.1, deadline - time.monotonic()))
                 self._in_transaction = False
                 return
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
+                retriable = err.retriable() and not err.txn_requires_abort() and not err.fatal()
+                if not retriable:
+                    raise
                 # A retriable commit error (e.g. timeout) leaves the outcome open;
                 # librdkafka lets us call commit again until it settles.
-                if err.retriable() and not err.txn_requires_abort() and not err.fatal():
-                    continue
-                raise
+                if time.monotonic() >= deadline:
+                    raise OutcomeUnknown(f"commit unsettled: {err.str()}") from exc
 
     def _handle(self, err: KafkaError, result: BatchResult) -> None:
         if err.fatal() or err.code() in (
@@ -160,10 +175,9 @@ class ShardProducer:
             self._producer.abort_transaction(self._timeout_s)
             self._in_transaction = False
         except KafkaException as exc:
-            err: KafkaError = exc.args[0]
-            if err.fatal():
-                raise ProducerFenced(f"abort failed: {err.str()}") from exc
-            raise
+            # Whatever the reason, a transaction we cannot abort is one we cannot reuse
+            # the producer after: the next leader's init_transactions settles it.
+            raise ProducerFenced(f"abort failed: {exc.args[0].str()}") from exc
 
     def close(self) -> None:
         """Drop queued messages; an open transaction is aborted by the broker on timeout

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 from confluent_kafka import KafkaException
@@ -51,6 +53,7 @@ class Relay:
         self._watch = PendingWatch(self._store, settings.relay.idle_poll_ms / 1000)
         self._workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
         self._leases: ShardLeases | None = None
+        self._side: dict[str, asyncio.Task[None]] = {}
 
     @property
     def led_shards(self) -> set[int]:
@@ -59,18 +62,33 @@ class Relay:
     async def run(self) -> None:
         if not await self._ensure_topics():
             return
-        side = [
-            asyncio.create_task(self._report_backlog(), name="relay-backlog-metrics"),
-            asyncio.create_task(self._retention(), name="relay-retention"),
-            asyncio.create_task(self._watch.run(), name="relay-pending-watch"),
-        ]
+        self._side = {
+            name: asyncio.create_task(factory(), name=name) for name, factory in self._side_jobs()
+        }
         try:
             await self._lead()
         finally:
-            for task in side:
+            for task in self._side.values():
                 task.cancel()
-            await asyncio.gather(*side, return_exceptions=True)
+            await asyncio.gather(*self._side.values(), return_exceptions=True)
             await self._shutdown()
+
+    def _side_jobs(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
+        return [
+            ("relay-backlog-metrics", self._report_backlog),
+            ("relay-retention", self._retention),
+            ("relay-pending-watch", self._watch.run),
+        ]
+
+    def _supervise(self) -> None:
+        """A side task that died (a bug, an error nobody foresaw) is logged and started
+        again: a dead pending watch would otherwise leave every idle shard asleep."""
+        for name, factory in self._side_jobs():
+            task = self._side[name]
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                log.error("side task died, restarting it", task=name, error=repr(error))
+                self._side[name] = asyncio.create_task(factory(), name=name)
 
     async def _ensure_topics(self) -> bool:
         """Create the topics, waiting for the broker if it is not up yet; False if a
@@ -94,6 +112,7 @@ class Relay:
     async def _lead(self) -> None:
         interval = self._settings.relay.lock_check_ms / 1000
         while not self._stop.stopping:
+            self._supervise()
             try:
                 await self._balance()
             except DB_ERRORS as exc:

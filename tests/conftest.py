@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine, drop_database, recreate_database
 from core.settings import Settings
 from migrations import upgrade
+from tests.process_support import Process
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -111,6 +112,14 @@ async def clean_db(engine: AsyncEngine) -> AsyncEngine:
     async with engine.begin() as conn:
         await conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     return engine
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """A test that fails half-way must not leave a relay or consumer running: it would
+    keep working on (or against) the next tests' data."""
+    yield
+    Process.kill_leftovers()
 
 
 def isolate(settings: Settings, tag: str) -> Settings:

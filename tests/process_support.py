@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from core.settings import Settings
 
@@ -21,7 +22,21 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class Process:
-    """A platform process whose output goes to a log file kept for failure reports."""
+    """A platform process whose output goes to a log file kept for failure reports.
+
+    Every instance is remembered so an autouse fixture (tests/conftest.py) can kill
+    whatever a failing test left running."""
+
+    started: ClassVar[list[Process]] = []
+
+    @classmethod
+    def kill_leftovers(cls) -> list[str]:
+        """Kill processes still alive; returns their names for the failure report."""
+        leftovers = [p for p in cls.started if p.alive()]
+        for process in leftovers:
+            process.kill()
+        cls.started.clear()
+        return [f"{p.module} (pid {p.pid})" for p in leftovers]
 
     def __init__(self, module: str, env: dict[str, str], log_dir: Path | None = None) -> None:
         self.module = module
@@ -32,6 +47,7 @@ class Process:
         self.popen = subprocess.Popen(
             [sys.executable, "-m", module], env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        Process.started.append(self)
 
     @property
     def pid(self) -> int:
@@ -45,10 +61,17 @@ class Process:
         self._log.close()
 
     def terminate(self, timeout_s: float = 30) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait; returns the exit code. A process that ignores it is killed
+        (so no test leaves one behind) and the test fails."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
-        code = self.popen.wait(timeout_s)
+        try:
+            code = self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.module} did not stop within {timeout_s}s of SIGTERM:\n{self.log_tail()}"
+            ) from None
         self._log.close()
         return code
 

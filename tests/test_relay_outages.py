@@ -52,13 +52,13 @@ async def run_outage(
     writer = asyncio.create_task(write_through_outages(engine, s, ids, stop))
     relay = Process("relay", settings_env(s))
     try:
-        await asyncio.sleep(2)
-        await asyncio.to_thread(outage)
-        await asyncio.sleep(3)
-    finally:
-        stop.set()
-        await writer
-    try:
+        try:
+            await asyncio.sleep(2)
+            await asyncio.to_thread(outage)
+            await asyncio.sleep(3)
+        finally:
+            stop.set()
+            await writer
         await wait_all_published(engine, timeout_s=120)
     finally:
         code = relay.terminate()
