@@ -9,9 +9,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cli.service_common import read_marker
 from cli.services import restart_kafka, restart_postgres
 from core.settings import Settings
 from tests.conftest import isolate
@@ -70,11 +72,20 @@ async def run_outage(
     assert len(in_outbox) > 100
 
 
+def needs_our(service: str) -> None:
+    """Servers we did not start (your own DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS) are
+    never stopped by a test."""
+    if read_marker(service) is None:
+        pytest.skip(f"{service} was not started by `connectin services up`: not restarting it")
+
+
 async def test_broker_killed_and_restarted_mid_stream(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
+    needs_our("kafka")
     await run_outage(settings, clean_db, "broker", lambda: restart_kafka(settings, hard=True))
 
 
 async def test_postgres_restarted_mid_stream(settings: Settings, clean_db: AsyncEngine) -> None:
+    needs_our("postgres")
     await run_outage(settings, clean_db, "pg", lambda: restart_postgres(settings, immediate=True))
