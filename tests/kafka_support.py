@@ -10,9 +10,9 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.outbox import NewEvent, enqueue
@@ -29,8 +29,26 @@ class Published:
     headers: dict[str, str]
 
 
-def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20) -> list[Published]:
-    """Every committed message of `topics`, from the beginning to the current end."""
+@dataclass(frozen=True)
+class Raw:
+    """A committed record as it is in Kafka (value not decoded: it may be junk)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+
+def text_headers(msg: Message) -> dict[str, str]:
+    # A consumed record's headers are always a list of (name, bytes) pairs.
+    pairs = cast(list[tuple[str, bytes | None]], msg.headers() or [])
+    return {name: (value or b"").decode(errors="replace") for name, value in pairs}
+
+
+def read_raw(settings: Settings, topics: list[str], timeout_s: float = 20) -> list[Raw]:
+    """Every committed record of `topics`, from the beginning to the current end."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -50,7 +68,7 @@ def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20)
             return []
         consumer.assign(partitions)
         remaining = {(tp.topic, tp.partition) for tp in partitions}
-        out: list[Published] = []
+        out: list[Raw] = []
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
             msg = consumer.poll(1.0)
@@ -62,15 +80,14 @@ def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20)
                     remaining.discard((msg.topic(), msg.partition()))
                     continue
                 raise RuntimeError(err.str())
-            headers = {k: (v or b"").decode() for k, v in (msg.headers() or [])}
             out.append(
-                Published(
+                Raw(
                     topic=msg.topic() or "",
                     partition=msg.partition() or 0,
                     offset=msg.offset() or 0,
-                    key=(msg.key() or b"").decode(),
-                    envelope=json.loads(msg.value() or b"{}"),
-                    headers=headers,
+                    key=msg.key(),
+                    value=msg.value(),
+                    headers=text_headers(msg),
                 )
             )
         if remaining:
@@ -78,6 +95,21 @@ def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20)
         return out
     finally:
         consumer.close()
+
+
+def read_committed(settings: Settings, topics: list[str], timeout_s: float = 20) -> list[Published]:
+    """Every committed event of `topics`, decoded."""
+    return [
+        Published(
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=(r.key or b"").decode(),
+            envelope=json.loads(r.value or b"{}"),
+            headers=r.headers,
+        )
+        for r in read_raw(settings, topics, timeout_s)
+    ]
 
 
 def assert_exactly_once_in_order(published: list[Published], expected_ids: set[str]) -> None:

@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.dead_letter import dlq_topic
-from consumers.incoming import Incoming
 from consumers.registry import Registry
 from consumers.service import ConsumerService
 from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
@@ -32,6 +31,7 @@ from core.lifecycle import StopSignal
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from tests.conftest import isolate
+from tests.kafka_support import Raw, read_raw
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -203,53 +203,12 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-@dataclass(frozen=True)
-class Consumed:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, str]
+Consumed = Raw
 
 
 def read_topic(s: Settings, topic: str, timeout_s: float = 20) -> list[Consumed]:
     """Everything committed in `topic` now, from the beginning."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": s.kafka.bootstrap_servers,
-            "group.id": f"test-reader-{uuid.uuid4()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining, out = set(partitions), []
-        deadline = time.monotonic() + timeout_s
-        while remaining and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(msg.partition())
-                    continue
-                raise RuntimeError(err.str())
-            record = Incoming.from_message(msg)
-            out.append(
-                Consumed(
-                    record.partition, record.offset, record.key, record.value, record.text_headers()
-                )
-            )
-        if remaining:
-            raise TimeoutError(f"did not reach the end of {topic}")
-        return out
-    finally:
-        consumer.close()
+    return read_raw(s, [topic], timeout_s)
 
 
 def committed_offsets(s: Settings, group: str, topic: str) -> dict[int, int]:
