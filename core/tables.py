@@ -160,12 +160,6 @@ class Outbox(Base):
             "id",
             postgresql_where=text("published_at IS NULL"),
         ),
-        # Retention deletes published rows by age.
-        Index(
-            "ix_outbox_published_at",
-            "published_at",
-            postgresql_where=text("published_at IS NOT NULL"),
-        ),
     )
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)

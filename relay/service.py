@@ -214,13 +214,22 @@ class Relay:
             await asyncio.sleep(RETENTION_INTERVAL_S)
             if 0 not in self._workers:
                 continue
-            total = 0
+            counted = 0
+
+            def progress(deleted: int) -> None:
+                nonlocal counted
+                metrics.RETENTION_DELETED.inc(deleted - counted)
+                counted = deleted
+                log.info("retention progress", deleted=deleted)
+
             try:
-                while deleted := await delete_published(
-                    self._engine, age_s=relay.retention_hours * 3600, batch=relay.retention_batch
-                ):
-                    total += deleted
-                    metrics.RETENTION_DELETED.inc(deleted)
-                    log.info("retention progress", deleted=total)
+                run = await delete_published(
+                    self._engine,
+                    age_s=relay.retention_hours * 3600,
+                    batch=relay.retention_batch,
+                    on_progress=progress,
+                )
+                if run.deleted:
+                    log.info("retention done", deleted=run.deleted, batches=run.batches)
             except DB_ERRORS as exc:
                 log.warning("retention failed", error=str(exc).splitlines()[0])
