@@ -43,16 +43,26 @@ async def fetch_query_ms(settings: Settings, runs: int = 50) -> float:
 async def retention(settings: Settings) -> dict[str, float]:
     engine = create_engine(settings.database, application_name="bench-growth")
     started = time.perf_counter()
-    deleted = 0
-    while batch := await delete_published(
-        engine, age_s=settings.relay.retention_hours * 3600, batch=settings.relay.retention_batch
-    ):
-        deleted += batch
-        if deleted % 500_000 < settings.relay.retention_batch:
+    reported = 0
+
+    def report(deleted: int) -> None:
+        nonlocal reported
+        if deleted - reported >= 500_000:
+            reported = deleted
             progress(f"    retention deleted {deleted:,}")
+
+    run = await delete_published(
+        engine,
+        age_s=settings.relay.retention_hours * 3600,
+        batch=settings.relay.retention_batch,
+        on_progress=report,
+    )
     elapsed = time.perf_counter() - started
     await engine.dispose()
-    return {"deleted": deleted, "rows_per_s": round(deleted / elapsed) if elapsed else 0.0}
+    return {
+        "deleted": run.deleted,
+        "rows_per_s": round(run.deleted / elapsed) if elapsed else 0.0,
+    }
 
 
 async def delete_backlog(settings: Settings) -> None:
