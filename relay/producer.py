@@ -114,13 +114,19 @@ class ShardProducer:
             for row in rows:
                 if row.id == halfway:
                     failpoints.hit("mid_batch")
-                produce(
-                    row.topic,
-                    row.value,
-                    row.key,
-                    headers=row.headers,
-                    on_delivery=partial(result.on_delivery, row.id),
-                )
+                try:
+                    produce(
+                        row.topic,
+                        row.value,
+                        row.key,
+                        headers=row.headers,
+                        on_delivery=partial(result.on_delivery, row.id),
+                    )
+                except KafkaException as exc:
+                    # librdkafka refuses some messages before sending (e.g. too large):
+                    # note which, so the retry parks it instead of failing for ever.
+                    result.failures[row.id] = exc.args[0]
+                    raise
             checkpoint = Checkpoint(self.shard, [row.id for row in rows])
             produce(
                 self._checkpoint_topic,

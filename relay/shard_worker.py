@@ -127,9 +127,13 @@ class ShardWorker:
 
     async def _publish(self, producer: ShardProducer, rows: list[OutboxRow]) -> None:
         limit = self._settings.relay.max_message_bytes
-        for row in [r for r in rows if r.size > limit]:
-            await self._dead_letter(row, f"message of {row.size} bytes exceeds limit {limit}")
-        rows = [r for r in rows if r.size <= limit]
+        oversize = [r for r in rows if r.exceeds(limit)]
+        for row in oversize:
+            await self._dead_letter(
+                row, f"message of {row.size_bytes()} bytes exceeds limit {limit}"
+            )
+        if oversize:
+            rows = [r for r in rows if r not in oversize]
         backoff = 0.05
         while rows:
             try:

@@ -89,6 +89,9 @@ async def test_unpublishable_row_is_dead_lettered_without_blocking_its_shard(
         NewEvent(topic, "test.small", "agg", "k", {"n": 1}),
         NewEvent(topic, "test.huge", "agg", "k", {"blob": "x" * 10_000}),
         NewEvent(topic, "test.small", "agg", "k", {"n": 3}),
+        # Under the limit in characters, over it in UTF-8 bytes: the limit is bytes.
+        NewEvent(topic, "test.wide", "agg", "k", {"blob": "é€" * 1_200}),
+        NewEvent(topic, "test.small", "agg", "k", {"n": 5}),
     ]
     async with sessions.begin() as session:
         for event in events:
@@ -96,17 +99,19 @@ async def test_unpublishable_row_is_dead_lettered_without_blocking_its_shard(
     async with running_relay(s, clean_db):
         await wait_all_published(clean_db)
     published = await asyncio.to_thread(read_committed, s, all_topics(s))
-    assert [p.envelope["data"].get("n") for p in published] == [1, 3]
+    assert [p.envelope["data"].get("n") for p in published] == [1, 3, 5]
     async with clean_db.connect() as conn:
         rows = (
             await conn.exec_driver_sql(
-                "SELECT source, event_id::text, topic, error FROM dead_letters"
+                "SELECT source, event_id::text, topic, error FROM dead_letters ORDER BY id"
             )
         ).all()
-    assert len(rows) == 1
-    source, event_id, dl_topic, error = rows[0]
-    assert (source, event_id, dl_topic) == ("relay", str(events[1].event_id), topic)
-    assert "exceeds limit 4096" in error
+    assert len(rows) == 2
+    for (source, event_id, dl_topic, error), parked in zip(
+        rows, (events[1], events[3]), strict=True
+    ):
+        assert (source, event_id, dl_topic) == ("relay", str(parked.event_id), topic)
+        assert "exceeds limit 4096" in error
 
 
 async def test_topics_are_created_with_configured_shape(
