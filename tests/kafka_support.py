@@ -9,10 +9,13 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.outbox import NewEvent, enqueue
@@ -158,6 +161,39 @@ async def write_events(
                 await enqueue(session, event, shards=settings.relay.shards)
                 ids.append(str(event.event_id))
     return ids
+
+
+@asynccontextmanager
+async def writing(
+    engine: AsyncEngine, settings: Settings, *, survive_outages: bool = False
+) -> AsyncIterator[list[str]]:
+    """Writers commit events on 25 overlapping keys for as long as the block runs; yields
+    the list of committed event ids (it grows). With `survive_outages`, a batch that
+    fails while Postgres is down is not counted: compare Kafka with what the outbox
+    really holds, since a commit whose answer was lost may still have happened."""
+    ids: list[str] = []
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        while not stop.is_set():
+            try:
+                ids.extend(
+                    await write_events(
+                        engine, settings, 20, keys=25, per_transaction=random.randint(1, 5)
+                    )
+                )
+            except (OperationalError, DBAPIError, OSError):
+                if not survive_outages:
+                    raise
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(write())
+    try:
+        yield ids
+    finally:
+        stop.set()
+        await task
 
 
 async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None:

@@ -24,7 +24,7 @@ from tests.kafka_support import (
     assert_exactly_once_in_order,
     read_committed,
     wait_all_published,
-    write_events,
+    writing,
 )
 from tests.process_support import Process, settings_env
 
@@ -36,14 +36,6 @@ FAILPOINT_PROBABILITY = {
     "after_commit": "0.1",
     "during_recovery": "0.5",
 }
-
-
-async def keep_writing(
-    engine: AsyncEngine, s: Settings, ids: list[str], stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        ids.extend(await write_events(engine, s, 20, keys=25, per_transaction=random.randint(1, 5)))
-        await asyncio.sleep(0.01)
 
 
 async def wait_dead(process: Process, timeout_s: float) -> bool:
@@ -64,11 +56,8 @@ async def test_relay_kill_9_loop_loses_and_repeats_nothing(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     s = crash_settings(settings)
-    ids: list[str] = []
-    stop_writing = asyncio.Event()
-    writer = asyncio.create_task(keep_writing(clean_db, s, ids, stop_writing))
     self_killed = 0
-    try:
+    async with writing(clean_db, s) as ids:
         for i in range(ITERATIONS):
             mode = MODES[i % len(MODES)]
             extra = {}
@@ -81,9 +70,6 @@ async def test_relay_kill_9_loop_loses_and_repeats_nothing(
                 self_killed += relay.popen.returncode == -9
                 continue
             relay.kill()
-    finally:
-        stop_writing.set()
-        await writer
 
     final = Process("relay", settings_env(s))
     try:

@@ -19,9 +19,9 @@ from tests.kafka_support import (
     read_committed,
     wait_all_published,
     write_events,
+    writing,
 )
 from tests.process_support import Process, settings_env
-from tests.test_relay_crash import keep_writing
 
 
 async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
@@ -55,21 +55,15 @@ async def test_two_relays_split_shards_and_survive_one_dying(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     s = fast(settings, "pair")
-    ids: list[str] = []
-    stop = asyncio.Event()
-    writer = asyncio.create_task(keep_writing(clean_db, s, ids, stop))
     first = Process("relay", settings_env(s))
     second = Process("relay", settings_env(s))
-    try:
+    async with writing(clean_db, s) as ids:
         await until(clean_db, s, [2, 2], 20)
         await asyncio.sleep(1)
         first.kill()
         # The survivor takes the dead relay's shards within a few seconds.
         await until(clean_db, s, [4], 10)
         await asyncio.sleep(1)
-    finally:
-        stop.set()
-        await writer
     try:
         await wait_all_published(clean_db)
     finally:
@@ -82,11 +76,8 @@ async def test_lost_lease_connection_stops_and_recovers(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     s = fast(settings, "lease")
-    ids: list[str] = []
-    stop = asyncio.Event()
-    writer = asyncio.create_task(keep_writing(clean_db, s, ids, stop))
     relay = Process("relay", settings_env(s))
-    try:
+    async with writing(clean_db, s) as ids:
         await until(clean_db, s, [4], 20)
         for _ in range(3):
             # Kill the relay's lease session from the server side: the locks vanish.
@@ -97,9 +88,6 @@ async def test_lost_lease_connection_stops_and_recovers(
                 )
             await asyncio.sleep(0.5)
             await until(clean_db, s, [4], 15)
-    finally:
-        stop.set()
-        await writer
     try:
         await wait_all_published(clean_db)
     finally:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.service_common import read_marker
@@ -21,22 +20,9 @@ from tests.kafka_support import (
     assert_exactly_once_in_order,
     read_committed,
     wait_all_published,
-    write_events,
+    writing,
 )
 from tests.process_support import Process, settings_env
-
-
-async def write_through_outages(
-    engine: AsyncEngine, s: Settings, ids: list[str], stop: asyncio.Event
-) -> None:
-    """Keep committing; a batch that fails while Postgres is down is simply not counted
-    (the final check compares Kafka with what the outbox really holds)."""
-    while not stop.is_set():
-        try:
-            ids.extend(await write_events(engine, s, 10, keys=15, per_transaction=2))
-        except (OperationalError, DBAPIError, OSError):
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(0.01)
 
 
 async def outbox_event_ids(engine: AsyncEngine) -> set[str]:
@@ -49,18 +35,12 @@ async def run_outage(
 ) -> None:
     s = isolate(settings, tag)
     s = replace(s, relay=replace(s.relay, batch_size=50, lock_check_ms=200))
-    ids: list[str] = []
-    stop = asyncio.Event()
-    writer = asyncio.create_task(write_through_outages(engine, s, ids, stop))
     relay = Process("relay", settings_env(s))
     try:
-        try:
+        async with writing(engine, s, survive_outages=True) as ids:
             await asyncio.sleep(2)
             await asyncio.to_thread(outage)
             await asyncio.sleep(3)
-        finally:
-            stop.set()
-            await writer
         await wait_all_published(engine, timeout_s=120)
     finally:
         code = relay.terminate()
