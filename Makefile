@@ -39,7 +39,7 @@ test: lint typecheck browser services
 	$(SERVICES_ENV) && $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: services
-	$(SERVICES_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)
+	$(SERVICES_ENV) && $(BIN)/python -m bench $(or $(BENCH_ARGS),all)
 
 down: install
 	$(CONNECTIN) services down

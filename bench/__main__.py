@@ -1,10 +1,26 @@
-"""`python -m bench NAME [options]` (what `make bench` runs)."""
+"""`python -m bench NAME [options]` (what `make bench` runs; `all` runs everything)."""
 
 from __future__ import annotations
 
 import argparse
 
-from bench import growth, relay_drain, relay_latency, wakeup
+from bench import (
+    api_write,
+    e2e_latency,
+    everything,
+    growth,
+    memory,
+    relay_drain,
+    relay_latency,
+    scaling,
+    summary,
+    wakeup,
+)
+from bench.profile import summarize
+
+
+def _ints(raw: str) -> list[int]:
+    return [int(x) for x in raw.split(",")]
 
 
 def main() -> None:
@@ -25,15 +41,52 @@ def main() -> None:
     grow = sub.add_parser("growth", help="relay query and drain as the outbox grows")
     grow.add_argument("--sizes", default="0,100000,1000000")
     grow.add_argument("--backlog", type=int, default=20_000)
+    e2e = sub.add_parser("e2e-latency", help="API commit -> consumer effect at steady rates")
+    e2e.add_argument("--rates", default="100,1000,5000")
+    e2e.add_argument("--seconds", type=float, default=15)
+    e2e.add_argument("--warmup", type=float, default=3)
+    api = sub.add_parser("api-write", help="outbox vs domain-only vs dual write; Kafka down")
+    api.add_argument("--seconds", type=float, default=8)
+    api.add_argument("--repeat", type=int, default=3)
+    api.add_argument("--outage-seconds", type=float, default=10, help="0: skip the outage")
+    scale = sub.add_parser("scaling", help="relay processes and shards; consumer processes")
+    scale.add_argument("--events", type=int, default=100_000)
+    scale.add_argument("--consumer-events", type=int, default=10_000)
+    scale.add_argument("--repeat", type=int, default=3)
+    sub.add_parser("memory", help="peak RSS and queue bounds, from the result files")
+    sub.add_parser("summary", help="bench/results/summary.json from the result files")
+    every = sub.add_parser("all", help="every benchmark above, then memory and summary")
+    size = every.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller runs, ~3 minutes")
+    size.add_argument("--full", action="store_true", help="growth up to 5 M rows as well")
+    prof = sub.add_parser("profile-summary", help="summarize a raw py-spy file")
+    prof.add_argument("path")
     args = parser.parse_args()
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
     elif args.name == "relay-latency":
-        relay_latency.main([int(r) for r in args.rates.split(",")], args.seconds)
+        relay_latency.main(_ints(args.rates), args.seconds)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
     elif args.name == "growth":
-        growth.main([int(n) for n in args.sizes.split(",")], args.backlog)
+        growth.main(_ints(args.sizes), args.backlog)
+    elif args.name == "e2e-latency":
+        e2e_latency.main(_ints(args.rates), args.seconds, args.warmup)
+    elif args.name == "api-write":
+        api_write.main(args.seconds, args.repeat, args.outage_seconds)
+    elif args.name == "scaling":
+        scaling.main(args.events, args.consumer_events, args.repeat)
+    elif args.name == "memory":
+        memory.main()
+    elif args.name == "summary":
+        summary.main()
+    elif args.name == "all":
+        everything.main(quick=args.quick, full=args.full)
+    elif args.name == "profile-summary":
+        import json
+        from pathlib import Path
+
+        print(json.dumps(summarize(Path(args.path)), indent=2))
 
 
 main()

@@ -7,13 +7,17 @@ import json
 import os
 import platform
 import statistics
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.db import recreate_database
+import asyncpg
+from confluent_kafka.admin import AdminClient
+
+from core.db import drop_database, recreate_database
 from core.settings import Settings
 from migrations import upgrade
 
@@ -21,17 +25,56 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def bench_settings(tag: str) -> Settings:
-    """Settings on a fresh `connectin_bench_<tag>` database with run-unique topics."""
+    """Settings on a fresh `connectin_bench_<tag>_<run>` database with topics of the
+    same run. Run-unique, not one name per benchmark: two people benchmarking on one
+    server would otherwise drop and refill each other's database mid-run. Give them
+    back with drop_run() when done."""
+    run = uuid.uuid4().hex[:6]
     base = Settings.from_env()
-    database = asyncio.run(recreate_database(base.database, f"connectin_bench_{tag}"))
+    database = asyncio.run(recreate_database(base.database, f"connectin_bench_{tag}_{run}"))
     upgrade(database.url)
     return replace(
         base,
         database=database,
-        kafka=base.kafka.namespaced(f"bench-{tag}-{uuid.uuid4().hex[:6]}"),
+        kafka=base.kafka.namespaced(f"bench-{tag}-{run}"),
         relay=replace(base.relay, metrics_port=0),
         consumers=replace(base.consumers, metrics_port=0),
     )
+
+
+def drop_run(settings: Settings) -> None:
+    """Delete the run's database and topics: left behind, every run adds a database
+    and ~30 partitions, and thousands of partitions slow the shared broker's start."""
+    suffix = settings.kafka.transactional_id_prefix.split("-", 1)[1]
+    if not suffix.startswith("bench-"):
+        raise ValueError(f"not a benchmark's namespace: {suffix!r}")
+    database = settings.database.url.rsplit("/", 1)[1].split("?")[0]
+    if database.startswith("connectin_bench_"):
+        _drop_database(settings, database)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    topics = [
+        topic
+        for topic in admin.list_topics(timeout=30).topics
+        if topic.endswith(f"-{suffix}") or topic.endswith(f"-{suffix}.dlq")
+    ]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            future.result()
+
+
+def _drop_database(settings: Settings, name: str, attempts: int = 10) -> None:
+    """Best effort: FORCE cannot end a backend of another role (an autovacuum worker
+    busy after a bulk load), so wait for it a little; a database left behind is
+    reported, it does not fail the benchmark whose figures are already taken."""
+    for attempt in range(attempts):
+        try:
+            asyncio.run(drop_database(settings.database, name))
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError) as exc:
+            if attempt == attempts - 1:
+                progress(f"could not drop database {name}, left behind: {exc}")
+                return
+            time.sleep(2)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

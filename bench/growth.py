@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import bench_settings, progress, write_result
+from bench.common import bench_settings, drop_run, progress, write_result
 from bench.relay_drain import drain_with_relay, fill, truncate_outbox
 from core.db import create_engine
 from core.settings import Settings
@@ -82,6 +82,15 @@ async def table_mb(settings: Settings) -> float:
 
 def main(sizes: list[int], backlog: int) -> dict[str, Any]:
     settings = bench_settings("growth")
+    try:
+        summary = measure(settings, sizes, backlog)
+    finally:
+        drop_run(settings)
+    write_result("growth", summary)
+    return summary
+
+
+def measure(settings: Settings, sizes: list[int], backlog: int) -> dict[str, Any]:
     ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
     old = datetime.now(UTC) - timedelta(hours=settings.relay.retention_hours + 1)
     runs = []
@@ -102,6 +111,4 @@ def main(sizes: list[int], backlog: int) -> dict[str, Any]:
         row["retention"] = asyncio.run(retention(settings))
         progress(f"  {row}")
         runs.append(row)
-    summary = {"batch_size": settings.relay.batch_size, "runs": runs}
-    write_result("growth", summary)
-    return summary
+    return {"batch_size": settings.relay.batch_size, "runs": runs}

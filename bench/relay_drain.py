@@ -21,7 +21,15 @@ from confluent_kafka import Producer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.common import bench_settings, median_spread, progress, ratio_of_medians, write_result
+from bench.common import (
+    bench_settings,
+    drop_run,
+    median_spread,
+    progress,
+    ratio_of_medians,
+    write_result,
+)
+from bench.procs import load_average, status_kb
 from core.db import create_engine
 from core.leadership import lock_namespace
 from core.outbox import shard_of
@@ -61,6 +69,7 @@ async def fill(
     aggregate: str = "agg",
     published_at: datetime | None = None,
     step: int = 50_000,
+    analyze: bool = True,
 ) -> None:
     """Bulk-load `events` outbox rows, unpublished unless `published_at` is given,
     committing every `step` rows."""
@@ -84,10 +93,11 @@ async def fill(
                     "stop": min(events, start + step),
                 },
             )
-    async with engine.connect() as conn:
-        # A freshly bulk-loaded table has no statistics yet; real outboxes do.
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.exec_driver_sql("VACUUM ANALYZE outbox")
+    if analyze:
+        async with engine.connect() as conn:
+            # A freshly bulk-loaded table has no statistics yet; real outboxes do.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("VACUUM ANALYZE outbox")
     await engine.dispose()
 
 
@@ -132,7 +142,9 @@ async def drain_with_relay(
             if settled and sum(split.values()) == settings.relay.shards:
                 break
             await asyncio.sleep(0.2)
-        await fill(settings, events, keys, truncate=False, step=events)
+        # No VACUUM after it: the relays drain while it would run, and the clock
+        # starts at the commit.
+        await fill(settings, events, keys, truncate=False, step=events, analyze=False)
         async with engine.connect() as conn:
             committed_at = (await conn.exec_driver_sql("SELECT now()")).scalar_one()
         started = time.perf_counter()
@@ -155,13 +167,19 @@ async def drain_with_relay(
                     {"t": committed_at},
                 )
             ).scalar_one()
+        # The kernel's high-water mark of each relay's memory (VmHWM), read while alive.
+        peak_kb = max(status_kb(relay.pid, "VmHWM") for relay in relays)
     finally:
         for relay in relays:
             relay.terminate()
         for relay in relays:
             await asyncio.wait_for(relay.wait(), 30)
         await engine.dispose()
-    return {"events_per_s": events / float(spread), "wall_s": time.perf_counter() - started}
+    return {
+        "events_per_s": events / float(spread),
+        "wall_s": time.perf_counter() - started,
+        "relay_peak_rss_mb": round(peak_kb / 1024, 1),
+    }
 
 
 async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, bytes, Any]]]:
@@ -222,10 +240,24 @@ def raw_producer(settings: Settings, by_shard: dict[int, list[Any]], run: int) -
 def main(events: int, keys: int, repeat: int, shards: int, processes: int = 1) -> dict[str, Any]:
     settings = bench_settings("drain")
     settings = replace(settings, relay=replace(settings.relay, shards=shards))
+    try:
+        summary = measure(settings, events, keys, repeat, processes)
+    finally:
+        drop_run(settings)
+    write_result(f"relay_drain_{shards}shards_{processes}proc", summary)
+    return summary
+
+
+def measure(
+    settings: Settings, events: int, keys: int, repeat: int, processes: int
+) -> dict[str, Any]:
     ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
     relay_rates: list[float] = []
     raw_rates: list[float] = []
+    peak_rss_mb = 0.0
+    loads: list[list[float]] = []
     for run in range(repeat):
+        loads.append(load_average())
         progress(f"run {run + 1}/{repeat}: filling outbox with {events} events")
         asyncio.run(fill(settings, events, keys))
         by_shard = asyncio.run(load_messages(settings))
@@ -235,17 +267,19 @@ def main(events: int, keys: int, repeat: int, shards: int, processes: int = 1) -
         progress(f"  raw: {raw_rates[-1]:,.0f} events/s; relay draining")
         result = asyncio.run(drain_with_relay(settings, events, keys, processes))
         relay_rates.append(result["events_per_s"])
+        peak_rss_mb = max(peak_rss_mb, result["relay_peak_rss_mb"])
         progress(f"  relay: {relay_rates[-1]:,.0f} events/s")
     summary = {
         "events": events,
         "keys": keys,
-        "shards": shards,
+        "shards": settings.relay.shards,
         "relay_processes": processes,
         "batch_size": settings.relay.batch_size,
         "value_bytes": len(by_shard[next(iter(by_shard))][0][2]),
         "relay_events_per_s": median_spread(relay_rates),
         "raw_producer_events_per_s": median_spread(raw_rates),
         "ratio_relay_to_raw": ratio_of_medians(relay_rates, raw_rates),
+        "relay_peak_rss_mb": peak_rss_mb,
+        "load_average_before_runs": loads,
     }
-    write_result(f"relay_drain_{shards}shards_{processes}proc", summary)
     return summary

@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.common import bench_settings, percentiles, progress, write_result
+from bench.common import bench_settings, drop_run, percentiles, progress, write_result
 from core.db import create_engine
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
@@ -135,10 +135,13 @@ def main(rates: list[int], seconds: float) -> dict[str, Any]:
     settings = bench_settings("latency")
     ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
     results = []
-    for rate in rates:
-        progress(f"steady {rate} events/s for {seconds}s")
-        results.append(asyncio.run(one_rate(settings, rate, seconds)))
-        progress(f"  {results[-1]['latency_ms']}")
+    try:
+        for rate in rates:
+            progress(f"steady {rate} events/s for {seconds}s")
+            results.append(asyncio.run(one_rate(settings, rate, seconds)))
+            progress(f"  {results[-1]['latency_ms']}")
+    finally:
+        drop_run(settings)
     summary = {"relay_idle_poll_ms": settings.relay.idle_poll_ms, "runs": results}
     write_result("relay_latency", summary)
     return summary

@@ -22,7 +22,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.common import bench_settings, median_spread, progress, ratio_of_medians, write_result
+from bench.common import (
+    bench_settings,
+    drop_run,
+    median_spread,
+    progress,
+    ratio_of_medians,
+    write_result,
+)
 from core.db import create_engine
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
@@ -103,13 +110,16 @@ def main(transactions: int, repeat: int) -> dict[str, Any]:
     ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
     plain: list[float] = []
     notified: list[float] = []
-    for run in range(repeat):
-        progress(f"run {run + 1}/{repeat}: {WRITERS} writers, {transactions} transactions each way")
-        plain.append(asyncio.run(writer_throughput(settings, transactions, notify=False)))
-        notified.append(asyncio.run(writer_throughput(settings, transactions, notify=True)))
-        progress(f"  plain {plain[-1]:,.0f} tx/s, with NOTIFY {notified[-1]:,.0f} tx/s")
-    progress("idle relay for 20 s")
-    idle = asyncio.run(idle_relay_cost(settings, 20))
+    try:
+        for run in range(repeat):
+            progress(f"run {run + 1}/{repeat}: {WRITERS} writers, {transactions} tx each way")
+            plain.append(asyncio.run(writer_throughput(settings, transactions, notify=False)))
+            notified.append(asyncio.run(writer_throughput(settings, transactions, notify=True)))
+            progress(f"  plain {plain[-1]:,.0f} tx/s, with NOTIFY {notified[-1]:,.0f} tx/s")
+        progress("idle relay for 20 s")
+        idle = asyncio.run(idle_relay_cost(settings, 20))
+    finally:
+        drop_run(settings)
     summary = {
         "writers": WRITERS,
         "plain_tx_per_s": median_spread(plain),

@@ -1,0 +1,229 @@
+"""The platform's processes as the benchmarks run them (real child processes, started
+with the settings' environment, stopped with SIGTERM), and what we read about them
+from /proc: peak memory and CPU time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from core.settings import Settings
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CONNECTIN = str(Path(sys.executable).parent / "connectin")
+LOGS = Path(tempfile.gettempdir()) / "connectin-bench-logs"
+STOP_TIMEOUT_S = 30.0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _log_file(name: str) -> BinaryIO:
+    LOGS.mkdir(exist_ok=True)
+    return open(LOGS / f"{name}.log", "wb")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    # WARNING: per-request log lines would cost the API more than the work measured.
+    return {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
+
+
+def status_kb(pid: int, field_name: str) -> int:
+    """A `VmHWM`/`VmRSS` line of /proc/<pid>/status, in kB (0 once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass  # exited: nothing left to read
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (its threads included)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
+FOREIGN = (b"pytest", b"-m\x00bench", b"-m\x00relay", b"-m\x00consumers", b"connectin\x00api")
+
+
+def foreign_activity() -> list[str]:
+    """Test runs, benchmarks and platform processes on this machine that are not this
+    benchmark's: they share the 2 cores, so results note them."""
+    mine = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == mine:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if parent != mine and any(tag in cmdline for tag in FOREIGN):
+            command = cmdline.replace(b"\x00", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {command[:100]}")
+    return sorted(found)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def service_pids() -> dict[str, list[int]]:
+    """The shared servers' processes: every Postgres process (other databases' too:
+    the server is shared) and the Kafka broker's JVM."""
+    found: dict[str, list[int]] = {"postgres_server": [], "kafka_broker": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if cmdline.startswith(b"postgres"):
+            found["postgres_server"].append(int(entry.name))
+        elif b"kafka.Kafka" in cmdline:
+            found["kafka_broker"].append(int(entry.name))
+    return found
+
+
+@dataclass
+class CpuWindow:
+    """CPU used by named processes, the shared servers and the whole machine between
+    start() and stop(); 100 % = one core busy, except machine_busy (all cores)."""
+
+    pids: dict[str, int]
+    _groups: dict[str, list[int]] = field(default_factory=dict)
+    _cpu0: dict[int, float] = field(default_factory=dict)
+    _machine0: tuple[float, float] = (0.0, 0.0)
+    _wall0: float = 0.0
+
+    def start(self) -> None:
+        self._groups = {**{n: [p] for n, p in self.pids.items()}, **service_pids()}
+        self._cpu0 = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
+        self._machine0 = machine_busy()
+        self._wall0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self._wall0
+
+        def used_by(pids: list[int]) -> float:
+            # A process that exited meanwhile reads 0: it counts as 0, not negative.
+            return sum(max(0.0, cpu_seconds(pid) - self._cpu0.get(pid, 0.0)) for pid in pids)
+
+        # Postgres backends started meanwhile (a pool's overflow connections) count
+        # whole; ones that ended meanwhile are missed, so Postgres reads a floor.
+        now = service_pids()
+        used = {
+            f"{name}_cpu_percent": round(
+                100 * used_by(sorted(set(pids) | set(now.get(name, [])))) / wall, 1
+            )
+            for name, pids in self._groups.items()
+        }
+        busy, total = machine_busy()
+        # Of all cores together: 100 % = every core busy.
+        used["machine_busy_percent"] = round(
+            100 * (busy - self._machine0[0]) / max(1.0, total - self._machine0[1]), 1
+        )
+        return used
+
+
+@dataclass
+class Platform:
+    """Running processes by name, e.g. {"api": p, "relay": p, "consumers-1": p}."""
+
+    procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    async def start(self, name: str, *argv: str, settings: Settings) -> asyncio.subprocess.Process:
+        """Output goes to LOGS/<name>.log: the dual write's failures alone log hundreds
+        of tracebacks, which would bury the benchmark's own progress lines."""
+        log = _log_file(name)  # the child keeps its own descriptor: close ours after
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env=child_env(settings), stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+        finally:
+            log.close()
+        self.procs[name] = proc
+        return proc
+
+    def check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.procs.items() if p.returncode is not None}
+        if dead:
+            tails = {n: _tail(LOGS / f"{n}.log") for n in dead}
+            raise RuntimeError(f"processes exited during the benchmark: {dead}; logs: {tails}")
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """The kernel's high-water mark of each process's resident memory (VmHWM):
+        the true peak, not a sample. Read before stopping them."""
+        return {
+            name: round(status_kb(p.pid, "VmHWM") / 1024, 1)
+            for name, p in self.procs.items()
+            if p.returncode is None
+        }
+
+    async def stop_one(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                proc.terminate()
+        for name, proc in self.procs.items():
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                print(f"[bench] {name} ignored SIGTERM for {STOP_TIMEOUT_S} s, killing", flush=True)
+                proc.kill()
+                await proc.wait()
+        self.procs.clear()
+
+
+def api_argv(port: int) -> list[str]:
+    """The real API exactly as `connectin api` runs it: uvicorn, one worker (uvloop and
+    httptools, uvicorn's defaults when installed)."""
+    return [CONNECTIN, "api", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def relay_argv() -> list[str]:
+    return [sys.executable, "-m", "relay"]
+
+
+def consumers_argv(instance: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "consumers", *(["--instance-id", instance] if instance else [])]

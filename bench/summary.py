@@ -1,0 +1,131 @@
+"""`bench/results/summary.json`: the headline figures (medians) of the result files,
+with the issue's goals checked against them.
+
+    python -m bench summary
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.common import RESULTS, write_result
+
+DRAIN = "relay_drain_4shards_1proc"
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _e2e_at(e2e: dict[str, Any], rate: int) -> dict[str, Any]:
+    return next((r for r in e2e.get("runs", []) if r["target_per_s"] == rate), {})
+
+
+def build(
+    load_averages: dict[str, list[float]] | None = None,
+    other_activity: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    drain, e2e, api = _load(DRAIN), _load("e2e_latency"), _load("api_write")
+    scaling, memory, growth = _load("scaling"), _load("memory"), _load("growth")
+    at_1000 = _e2e_at(e2e, 1000)
+    latency = at_1000.get("commit_to_effect_ms", {})
+    throughput = api.get("throughput", {})
+
+    def rps(variant: str) -> float | None:
+        row = throughput.get(variant)
+        return row["requests_per_s"]["median"] if row else None
+
+    doc: dict[str, Any] = {
+        "relay_drain_events_per_s": drain.get("relay_events_per_s", {}).get("median"),
+        "raw_producer_events_per_s": drain.get("raw_producer_events_per_s", {}).get("median"),
+        "relay_to_raw_ratio": drain.get("ratio_relay_to_raw"),
+        "e2e_p50_ms_at_1000": latency.get("p50"),
+        "e2e_p95_ms_at_1000": latency.get("p95"),
+        "e2e_p99_ms_at_1000": latency.get("p99"),
+        "e2e_max_ms_at_1000": latency.get("max"),
+        "e2e_achieved_per_s_at_1000": at_1000.get("load", {}).get("achieved_per_s"),
+        "e2e_by_target_rate": {
+            str(r["target_per_s"]): {
+                "achieved_per_s": r["load"]["achieved_per_s"],
+                "commit_to_effect_ms": r["commit_to_effect_ms"],
+            }
+            for r in e2e.get("runs", [])
+        },
+        "api_outbox_rps": rps("outbox"),
+        "api_domain_only_rps": rps("domain_only"),
+        "api_dual_write_rps": rps("dual_write"),
+        # The API side of the outbox alone: the same route while the relay is stopped.
+        "api_outbox_relay_stopped_rps": rps("outbox_relay_stopped"),
+        "relay_during_api_write": api.get("relay_during_throughput"),
+        "api_outbox_p99_ms": throughput.get("outbox", {}).get("p99_ms", {}).get("median"),
+        "api_domain_only_p99_ms": throughput.get("domain_only", {}).get("p99_ms", {}).get("median"),
+        "api_dual_write_p99_ms": throughput.get("dual_write", {}).get("p99_ms", {}).get("median"),
+        "api_kafka_outage": {
+            name: {k: row.get(k) for k in ("statuses", "domain_rows", "events_lost")}
+            for name, row in api.get("kafka_outage", {}).items()
+            if isinstance(row, dict)
+        },
+        "relay_scaling_events_per_s": {
+            setup: row["relay_events_per_s"]["median"]
+            for setup, row in scaling.get("relay", {}).items()
+        },
+        "consumer_scaling_events_per_s": {
+            setup: scaling["consumers"][setup]["events_per_s"]["median"]
+            for setup in ("1proc", "2proc")
+            if setup in scaling.get("consumers", {})
+        },
+        "peak_rss_mb": memory.get("peak_rss_mb"),
+        "growth_drain_events_per_s": {
+            str(r["published_rows"]): r["drain_events_per_s"] for r in growth.get("runs", [])
+        },
+        "load_average_before_each": load_averages or {},
+        # Other test runs/benchmarks/platform processes seen as each step began.
+        "other_activity_before_each": other_activity or {},
+    }
+    doc["goals"] = goals(doc, drain)
+    return doc
+
+
+def goals(doc: dict[str, Any], drain: dict[str, Any]) -> dict[str, bool | None]:
+    def at_least(value: Any, bound: float) -> bool | None:
+        return None if value is None else bool(value >= bound)
+
+    def at_most(value: Any, bound: float) -> bool | None:
+        return None if value is None else bool(value <= bound)
+
+    outbox, domain = doc["api_outbox_rps"], doc["api_domain_only_rps"]
+    dual = doc["api_dual_write_rps"]
+    outage = doc["api_kafka_outage"]
+    outage_held: bool | None = None
+    if "outbox" in outage and "dual_write" in outage:
+        ob, dw = outage["outbox"], outage["dual_write"]
+        outage_held = (
+            set(ob["statuses"]) == {"2xx"}
+            and ob["events_lost"] == 0
+            and (dw["events_lost"] > 0 or set(dw["statuses"]) != {"2xx"})
+        )
+    return {
+        "relay_drain_at_least_40000_per_s": at_least(doc["relay_drain_events_per_s"], 40_000),
+        "relay_to_raw_at_least_0.5": at_least(drain.get("ratio_relay_to_raw"), 0.5),
+        "e2e_p99_at_most_25_ms_at_1000": at_most(doc["e2e_p99_ms_at_1000"], 25),
+        "e2e_1000_per_s_achieved": at_least(doc["e2e_achieved_per_s_at_1000"], 950),
+        "outbox_costs_at_most_15_percent": None
+        if outbox is None or domain is None
+        else outbox / domain >= 0.85,
+        "outbox_beats_dual_write": None if outbox is None or dual is None else outbox > dual,
+        "kafka_down_outbox_all_2xx_none_lost_dual_write_fails": outage_held,
+        "relay_and_consumers_at_most_150_mb": None
+        if not doc["peak_rss_mb"]
+        else all(doc["peak_rss_mb"].get(k, 0) <= 150 for k in ("relay", "consumers")),
+    }
+
+
+def main(
+    load_averages: dict[str, list[float]] | None = None,
+    other_activity: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    doc = build(load_averages, other_activity)
+    write_result("summary", doc)
+    return doc
