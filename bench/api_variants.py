@@ -32,7 +32,7 @@ from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.routes.projects import project_out
 from api.schemas import ProjectIn, ProjectOut, clean_text
-from core.envelope import SCHEMA_VERSION, Envelope, event_key, kafka_headers
+from core.envelope import event_key
 from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
@@ -87,25 +87,8 @@ class KafkaSender:
         def on_delivery(err: KafkaError | None, _: Message) -> None:
             loop.call_soon_threadsafe(settle, err)
 
-        now = datetime.now(UTC)
-        envelope = Envelope(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            sequence=1,  # a project's creation is its first event
-            schema_version=SCHEMA_VERSION,
-            timestamp=now,
-            user_id=event.user_id,
-            data=event.data,
-        )
-        headers = kafka_headers(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            aggregate_type=event.aggregate_type,
-            time=now,
-            traceparent=event.traceparent,
-        )
+        # A project's creation is its first event.
+        envelope, headers = event.render(datetime.now(UTC), sequence=1)
         self._producer.produce(
             event.topic,
             json.dumps(envelope.to_dict(), separators=(",", ":")).encode(),

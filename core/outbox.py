@@ -31,6 +31,28 @@ class NewEvent:
     traceparent: str | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
+    def render(self, now: datetime, *, sequence: int) -> tuple[Envelope, dict[str, str]]:
+        """The Kafka value and headers of this event at `now`."""
+        envelope = Envelope(
+            event_id=self.event_id,
+            event_type=self.event_type,
+            aggregate_type=self.aggregate_type,
+            aggregate_id=self.aggregate_id,
+            sequence=sequence,
+            schema_version=SCHEMA_VERSION,
+            timestamp=now,
+            user_id=self.user_id,
+            data=self.data,
+        )
+        headers = kafka_headers(
+            event_id=self.event_id,
+            event_type=self.event_type,
+            aggregate_type=self.aggregate_type,
+            time=now,
+            traceparent=self.traceparent,
+        )
+        return envelope, headers
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -82,24 +104,8 @@ async def enqueue(session: AsyncSession, event: NewEvent, *, shards: int) -> Sto
     """Add `event` to the outbox inside the caller's transaction."""
     key = event_key(event.aggregate_type, event.aggregate_id)
     now = datetime.now(UTC)
-    envelope = Envelope(
-        event_id=event.event_id,
-        event_type=event.event_type,
-        aggregate_type=event.aggregate_type,
-        aggregate_id=event.aggregate_id,
-        sequence=1,  # replaced under the lock by the key's next sequence
-        schema_version=SCHEMA_VERSION,
-        timestamp=now,
-        user_id=event.user_id,
-        data=event.data,
-    )
-    headers = kafka_headers(
-        event_id=event.event_id,
-        event_type=event.event_type,
-        aggregate_type=event.aggregate_type,
-        time=now,
-        traceparent=event.traceparent,
-    )
+    # sequence 1 is replaced under the lock by the key's next sequence
+    envelope, headers = event.render(now, sequence=1)
     shard = shard_of(key, shards)
     row = (
         await session.execute(
