@@ -1,6 +1,6 @@
 """One JSON error shape for every failure: `{"error": <code>, "detail": <message>}`.
 
-Bad input must never surface as a 500 (DESIGN.md invariant 6), so database errors
+Bad input must never surface as a 500 (architecture invariant 6), so database errors
 caused by the request (constraint races, out-of-range values) are mapped to 4xx here
 as the last line of defence behind the handlers' own checks.
 """

@@ -1,5 +1,5 @@
 """One builder per domain event the API emits, and `emit`, which writes it to the
-outbox in the request's transaction (DESIGN.md invariant 1).
+outbox in the request's transaction (architecture invariant 1).
 
 Keys (Kafka key, lock key and shard key are all `<aggregate_type>:<aggregate_id>`):
 - `user.registered`, `user.login`: the user (`user:<id>`).

@@ -1,7 +1,7 @@
 """`connectin`: starts each process of the platform and manages local services.
 
 Process packages are imported inside their command so one process never loads
-another's code (DESIGN.md: they meet only in core/, the database and Kafka).
+another's code (docs/architecture.md: they meet only in core/, the database and Kafka).
 """
 
 from __future__ import annotations

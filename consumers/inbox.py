@@ -1,5 +1,5 @@
 """The consumer's Postgres side: one transaction per record that records the event as
-processed, checks its per-key sequence and applies the handlers' effects (DESIGN.md
+processed, checks its per-key sequence and applies the handlers' effects (docs/architecture.md
 invariant 4); and the dead_letters row of a record that cannot be handled."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The event envelope: the Kafka value and headers of every event (DESIGN.md).
+"""The event envelope: the Kafka value and headers of every event (docs/architecture.md).
 
 The value keeps the original integration's fields (`event_type`, `data`, `user_id`,
 `timestamp`) so existing consumers keep working, and adds `event_id` (the dedup key),

@@ -1,7 +1,7 @@
 """The outbox writer: the only way any process emits an event.
 
 It takes the caller's session and never commits: the event commits or rolls back
-with the caller's domain rows (DESIGN.md invariant 1).
+with the caller's domain rows (architecture invariant 1).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def lock_id_of(key: str) -> int:
 # One round trip. The advisory lock is taken first (the INSERT reads from `lock`), so
 # a later transaction on the same key waits until the earlier one commits and only
 # then draws its outbox id and sequence: ids and sequences follow commit order per
-# key (DESIGN.md invariant 2). The sequence lives in its own table so retention can
+# key (architecture invariant 2). The sequence lives in its own table so retention can
 # delete old events without a key ever reusing a number.
 _ENQUEUE = text(
     """

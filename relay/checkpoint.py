@@ -3,7 +3,7 @@ transaction to partition `shard` of the (compacted) checkpoint topic.
 
 After a crash between `commit_transaction()` and marking the rows in Postgres, the new
 leader reads the shard's last committed checkpoint and marks exactly those rows, so
-they are not published twice (DESIGN.md invariant 3).
+they are not published twice (architecture invariant 3).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The outbox row of every event type the API emits: the Kafka value (envelope) and
-headers of DESIGN.md, with the original integration's fields kept."""
+headers of docs/architecture.md, with the original integration's fields kept."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ the outbox); once Kafka is back, the relay publishes them and the payment consum
 applies them, each once.
 
 "Down" here: the API process is configured with a Kafka address where nothing
-listens. The API never talks to Kafka (DESIGN.md invariant 1), which this proves: a
+listens. The API never talks to Kafka (architecture invariant 1), which this proves: a
 single produce or metadata call from a webhook would hang or fail the request. The
 broker shared by the other tests is not stopped; the relay outage tests already
 prove the relay rides out a real broker restart.

@@ -4,7 +4,7 @@ Writes call Stripe first, with an idempotency key (`api/payments/idempotency.py`
 then commit our rows and their outbox event in the request's one transaction; a
 Stripe error becomes a 4xx/502 JSON error and nothing is written. The webhook stores
 Stripe's events (stripe_events + outbox) and leaves their effects to the payment
-consumer (DESIGN.md invariant 5).
+consumer (architecture invariant 5).
 """
 
 from __future__ import annotations
