@@ -1,8 +1,9 @@
 """Stripe payments under `/api/v1/payments`, on the original integration's paths.
 
-Writes call Stripe first, with an idempotency key (`api/payments/idempotency.py`),
-then commit our rows and their outbox event in the request's one transaction; a
-Stripe error becomes a 4xx/502 JSON error and nothing is written. The webhook stores
+Writes claim their idempotency key first (`api/payments/idempotency.py`,
+`api/payments/claims.py`), call Stripe, then commit our rows, their outbox event and
+the claim's result in one transaction; a Stripe error becomes a 4xx/502 JSON error,
+the claim is released and nothing else is written. The webhook stores
 Stripe's events (stripe_events + outbox) and leaves their effects to the payment
 consumer (DESIGN.md invariant 5).
 """
