@@ -21,7 +21,7 @@ from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
 from api.payments.client import stripe_lifespan
-from api.ratelimit import SlidingWindowLimiter
+from api.ratelimit import LoginThrottle
 from api.routes import ROUTES, payments
 from api.routes.ops import OPS_ROUTES, ops_status
 from core.db import create_engine, session_factory
@@ -84,7 +84,10 @@ def create_app(settings: Settings) -> Litestar:
             {
                 "settings": settings,
                 "http_metrics": http_metrics,
-                "login_limiter": SlidingWindowLimiter(settings.auth.login_attempts_per_minute),
+                "login_limiter": LoginThrottle(
+                    settings.auth.login_attempts_per_minute,
+                    settings.auth.login_address_attempts_per_minute,
+                ),
             }
         ),
         on_app_init=[auth.on_app_init, metrics_outermost],

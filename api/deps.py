@@ -9,10 +9,11 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.security.jwt import Token
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.auth import Principal
-from api.ratelimit import SlidingWindowLimiter
+from api.client_address import client_address
+from api.ratelimit import LoginThrottle
 from api.tracing import valid_traceparent
 from core.settings import Settings
 
@@ -22,7 +23,9 @@ DbSession: TypeAlias = NamedDependency[AsyncSession]
 AppSettings: TypeAlias = NamedDependency[Settings]
 Caller: TypeAlias = NamedDependency[Principal]
 TraceParent: TypeAlias = NamedDependency[str | None]
-LoginLimiter: TypeAlias = NamedDependency[SlidingWindowLimiter]
+LoginLimiter: TypeAlias = NamedDependency[LoginThrottle]
+DbEngine: TypeAlias = NamedDependency[AsyncEngine]
+ClientAddress: TypeAlias = NamedDependency[str]
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -46,8 +49,18 @@ def provide_settings(state: State) -> Settings:
     return cast(Settings, state.settings)
 
 
-def provide_login_limiter(state: State) -> SlidingWindowLimiter:
-    return cast(SlidingWindowLimiter, state.login_limiter)
+def provide_login_limiter(state: State) -> LoginThrottle:
+    return cast(LoginThrottle, state.login_limiter)
+
+
+def provide_engine(state: State) -> AsyncEngine:
+    return cast(AsyncEngine, state.engine)
+
+
+def provide_client_address(request: Request[Any, Any, Any], state: State) -> str:
+    settings = cast(Settings, state.settings)
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers, settings.api)
 
 
 def provide_principal(request: Request[Principal, Token, Any]) -> Principal:
@@ -62,6 +75,8 @@ DEPENDENCIES = {
     "db_session": Provide(provide_db_session),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "login_limiter": Provide(provide_login_limiter, sync_to_thread=False),
+    "db_engine": Provide(provide_engine, sync_to_thread=False),
+    "client_address": Provide(provide_client_address, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "traceparent": Provide(provide_traceparent, sync_to_thread=False),
 }

@@ -42,7 +42,7 @@ ERROR_CODES = {
 # Unique constraints a client can hit, by the names the MetaData naming convention gives.
 CONFLICT_MESSAGES = {
     "uq_users_email": "email is already registered",
-    "uq_users_username": "username is already taken",
+    "uq_users_username_ci": "username is already taken",
     "uq_project_applications_project_id": "you have already applied to this project",
 }
 

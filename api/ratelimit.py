@@ -1,56 +1,99 @@
-"""Login rate limit: a sliding window per (client ip, email), in process memory.
+"""Login throttling shared by every API worker and process: the budgets live in
+Postgres (`login_throttle`), so N processes give no more attempts than one.
 
-Keyed by the pair, not by ip alone, so one office behind a NAT does not lock itself
-out, while guessing passwords for one account is capped at `limit` attempts a window
-from each address. Every attempt counts, successful or not, because each one costs an
-argon2 verification. The state is per process: with N api processes an address gets
-at most N x limit attempts, which is the trade for needing no shared store.
+Two budgets, each checked on every attempt: one per account (the normalised login
+name, whatever address the attempts come from) and one per client address (whatever
+accounts it tries; see api/client_address.py for what the address is). Each is a
+GCRA, a token bucket kept as a single timestamp per key (the "theoretical arrival
+time"): a key may spend `limit` attempts at once, then one every `60 / limit`
+seconds. One upsert per budget reads, checks and spends atomically, so concurrent
+attempts can never overdraw it. Both run in one transaction, address first (a fixed
+order, so two attempts cannot deadlock); a refusal rolls the transaction back, so a
+refused attempt spends nothing and an attacker hammering an account does not keep
+its owner out longer than the attacker's own budget allows.
+
+Every attempt also purges up to `PURGE_BATCH` rows whose time has passed (a full
+budget, the same as no row). Each attempt adds at most two rows, so the table holds
+little more than the keys active in the last minute, however many addresses an
+attacker uses.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-class SlidingWindowLimiter:
+PERIOD_S = 60.0
+PURGE_BATCH = 100
+# Float sums of the emission interval must not refuse the limit-th attempt.
+EPSILON_S = 1e-6
+
+# EXCLUDED.tat is now + interval: the new time is max(tat, now) + interval, spent
+# only while the stored time is at most `burst` ahead of now.
+_SPEND = text(
+    """
+    INSERT INTO login_throttle (scope, key, tat)
+    VALUES (:scope, :key, CAST(:now AS float8) + CAST(:interval AS float8))
+    ON CONFLICT (scope, key) DO UPDATE
+        SET tat = greatest(login_throttle.tat + CAST(:interval AS float8), EXCLUDED.tat)
+        WHERE login_throttle.tat <= CAST(:now AS float8) + CAST(:burst AS float8)
+    RETURNING tat
+    """
+)
+_TAT = text("SELECT tat FROM login_throttle WHERE scope = :scope AND key = :key")
+_PURGE = text(
+    """
+    DELETE FROM login_throttle WHERE (scope, key) IN (
+        SELECT scope, key FROM login_throttle WHERE tat < CAST(:now AS float8)
+        ORDER BY tat LIMIT :batch FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+
+class LoginThrottle:
     def __init__(
         self,
-        limit: int,
-        window_s: float = 60.0,
+        per_account: int,
+        per_address: int,
         *,
-        max_keys: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        period_s: float = PERIOD_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.max_keys = max_keys
+        self.per_account = per_account
+        self.per_address = per_address
+        self.period_s = period_s
+        # Wall-clock seconds: the stored times are compared across processes.
         self._clock = clock
-        self._hits: dict[tuple[str, str], deque[float]] = {}
 
-    def hit(self, key: tuple[str, str]) -> int | None:
-        """Record an attempt; None when allowed, else the seconds to wait (Retry-After)."""
+    async def _spend(
+        self, conn: AsyncConnection, scope: str, key: str, limit: int, now: float
+    ) -> int | None:
+        interval = self.period_s / limit
+        burst = self.period_s - interval + EPSILON_S
+        params = {"scope": scope, "key": key, "now": now, "interval": interval, "burst": burst}
+        if (await conn.execute(_SPEND, params)).first() is not None:
+            return None
+        tat = float((await conn.execute(_TAT, params)).scalar_one())
+        return max(1, math.ceil(tat - now - burst))
+
+    async def hit(self, engine: AsyncEngine, *, account: str, address: str) -> int | None:
+        """Spend one attempt of both budgets: None when allowed, else the seconds to
+        wait (Retry-After). Committed on its own, whatever the login's outcome."""
         now = self._clock()
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= self.max_keys:
-                self._sweep(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(1, math.ceil(hits[0] + self.window_s - now))
-        hits.append(now)
+        async with engine.connect() as conn:
+            for scope, key, limit in (
+                ("address", address, self.per_address),
+                ("account", account, self.per_account),
+            ):
+                retry_after = await self._spend(conn, scope, key, limit, now)
+                if retry_after is not None:
+                    await conn.rollback()
+                    return retry_after
+            await conn.execute(_PURGE, {"now": now, "batch": PURGE_BATCH})
+            await conn.commit()
         return None
-
-    def _sweep(self, now: float) -> None:
-        # Bounded memory under a flood of distinct keys: drop idle keys, and if every
-        # key is still active, the oldest half.
-        stale = [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]
-        for key in stale:
-            del self._hits[key]
-        if len(self._hits) >= self.max_keys:
-            for key in list(self._hits)[: self.max_keys // 2]:
-                del self._hits[key]

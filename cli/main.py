@@ -41,7 +41,16 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, process="api")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # uvicorn would rewrite the client address and scheme from X-Forwarded-* whenever
+    # the peer is in its own forwarded_allow_ips (127.0.0.1 by default). TRUSTED_PROXIES
+    # alone decides (api/client_address.py), so uvicorn's handling is off.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=False,
+    )
 
 
 @app.command()

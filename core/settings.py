@@ -6,6 +6,7 @@ passes it (or the part it needs) down; nothing else reads `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,29 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     if raw is None:
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+PROXY_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Validated and in canonical form (`10.0.0.0/8`, `::1/128`)."""
+    networks: list[str] = []
+    for item in _list(env, name, ()):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks (CIDR), got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _rewrite_url(url: str, scheme: str, ssl_param: str, path: str | None = None) -> str:
@@ -161,7 +185,10 @@ class AuthSettings:
     issuer: str = "connectin"
     audience: str = "connectin-api"
     token_ttl_s: int = 3600
+    # Login throttling (api/ratelimit.py): attempts per account, whatever the address,
+    # and per client address, whatever the account.
     login_attempts_per_minute: int = 10
+    login_address_attempts_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -169,6 +196,10 @@ class ApiSettings:
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     max_body_bytes: int = 1_048_576
     ops_token: str = ""
+    # Peers whose forwarding header names the client (api/client_address.py). Empty:
+    # the TCP peer is the client and forwarding headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_header: str = "x-forwarded-for"
 
 
 @dataclass(frozen=True)
@@ -224,6 +255,10 @@ class Settings:
             "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
             "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
             "CONSUMER_INSTANCE_ID": self.consumers.instance_id,
+            "LOGIN_ATTEMPTS_PER_MINUTE": str(self.auth.login_attempts_per_minute),
+            "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE": str(self.auth.login_address_attempts_per_minute),
+            "TRUSTED_PROXIES": ",".join(self.api.trusted_proxies),
+            "TRUSTED_PROXY_HEADER": self.api.proxy_header,
             "LOG_LEVEL": self.log_level,
         }
 
@@ -285,11 +320,19 @@ class Settings:
                 login_attempts_per_minute=_int(
                     e, "LOGIN_ATTEMPTS_PER_MINUTE", d.auth.login_attempts_per_minute, 1
                 ),
+                login_address_attempts_per_minute=_int(
+                    e,
+                    "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE",
+                    d.auth.login_address_attempts_per_minute,
+                    1,
+                ),
             ),
             api=ApiSettings(
                 cors_origins=_list(e, "CORS_ORIGINS", d.api.cors_origins),
                 max_body_bytes=_int(e, "API_MAX_BODY_BYTES", d.api.max_body_bytes, 1024),
                 ops_token=e.get("OPS_TOKEN", d.api.ops_token),
+                trusted_proxies=_networks(e, "TRUSTED_PROXIES"),
+                proxy_header=_choice(e, "TRUSTED_PROXY_HEADER", d.api.proxy_header, PROXY_HEADERS),
             ),
             stripe=StripeSettings(
                 secret_key=e.get("STRIPE_SECRET_KEY") or d.stripe.secret_key,

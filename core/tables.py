@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -47,8 +48,12 @@ def _now() -> Any:
 
 class User(Base):
     __tablename__ = "users"
+    # Usernames are stored NFKC-normalised with the case the user typed (shown as is)
+    # and unique ignoring case; emails are stored folded (NFKC + casefold), so their
+    # plain unique constraint is uniqueness of the normalised form (api/schemas.py).
+    __table_args__ = (Index("uq_users_username_ci", text("lower(username)"), unique=True),)
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    username: Mapped[str] = mapped_column(String(50), unique=True)
+    username: Mapped[str] = mapped_column(String(50))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
@@ -133,6 +138,32 @@ class Subscription(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class IdempotencyClaim(Base):
+    """One row per idempotency key of a Stripe write (api/payments/claims.py), committed
+    before Stripe is called: the key's owner, the hash of the request it was claimed
+    for and, once the write is recorded, its result."""
+
+    __tablename__ = "idempotency_claims"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    claimed_at: Mapped[datetime] = _now()
+    completed_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class LoginThrottle(Base):
+    """Login budgets shared by every API process (api/ratelimit.py): per key, the
+    GCRA's theoretical arrival time in epoch seconds. A row whose `tat` has passed is
+    a full budget, the same as no row, and is purged."""
+
+    __tablename__ = "login_throttle"
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    tat: Mapped[float] = mapped_column(Double, index=True)
 
 
 class StripeEvent(Base):

@@ -65,6 +65,10 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
         kafka=replace(kafka, topics=replace(kafka.topics, partitions=3)),
         relay=replace(base.relay, metrics_port=0),
         consumers=replace(base.consumers, metrics_port=0),
+        # Every in-process test client is the same address (127.0.0.1): one address
+        # budget for the whole suite would throttle unrelated tests. The throttle's
+        # own tests set the limits they test.
+        auth=replace(base.auth, login_address_attempts_per_minute=1_000_000),
     )
     upgrade(database.url)
     yield test_settings
@@ -103,6 +107,8 @@ TABLES = (
     "processed_events",
     "consumer_key_sequences",
     "dead_letters",
+    "login_throttle",
+    "idempotency_claims",
 )
 
 

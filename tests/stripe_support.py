@@ -114,7 +114,12 @@ async def served_api(s: Settings) -> AsyncIterator[str]:
     """The real app behind uvicorn on a free port, in this event loop; its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(s), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(s),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,  # as `connectin api` runs it
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import api_client, bearer, user_with_token
+from tests.api_support import PASSWORD, api_client, bearer, user_with_token
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ async def test_ready_is_503_when_the_database_is_unreachable(settings: Settings)
         # A request that needs the database is a 503 too, not a 500.
         register = await client.post(
             "/api/v1/auth/register",
-            json={"username": "x_y_z", "email": "x@example.com", "password": "12345678"},
+            json={"username": "x_y_z", "email": "x@example.com", "password": PASSWORD},
         )
         assert register.status_code == 503, register.text
 

@@ -28,14 +28,41 @@ def test_plain_postgres_urls_are_driven_by_asyncpg() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RELAY_SHARDS", "zero"), ("RELAY_SHARDS", "0"), ("RELAY_BATCH_SIZE", "-1")],
+    [
+        ("RELAY_SHARDS", "zero"),
+        ("RELAY_SHARDS", "0"),
+        ("RELAY_BATCH_SIZE", "-1"),
+        ("TRUSTED_PROXIES", "10.0.0.1,proxy.internal"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("TRUSTED_PROXY_HEADER", "x-real-ip"),
+        ("LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE", "0"),
+    ],
 )
 def test_bad_values_fail_clearly(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
 
 
+def test_trusted_proxies_are_off_by_default_and_parsed_to_networks() -> None:
+    assert Settings.from_env({}).api.trusted_proxies == ()
+    s = Settings.from_env(
+        {"TRUSTED_PROXIES": " 10.0.0.7 , 192.168.1.0/24,::1", "TRUSTED_PROXY_HEADER": "Forwarded"}
+    )
+    assert s.api.trusted_proxies == ("10.0.0.7/32", "192.168.1.0/24", "::1/128")
+    assert s.api.proxy_header == "forwarded"
+
+
 def test_to_env_round_trips() -> None:
-    s = Settings.from_env({"RELAY_SHARDS": "7", "TOPIC_USER_EVENTS": "u", "LOG_LEVEL": "debug"})
+    s = Settings.from_env(
+        {
+            "RELAY_SHARDS": "7",
+            "TOPIC_USER_EVENTS": "u",
+            "LOG_LEVEL": "debug",
+            "TRUSTED_PROXIES": "10.0.0.0/8",
+            "TRUSTED_PROXY_HEADER": "forwarded",
+            "LOGIN_ATTEMPTS_PER_MINUTE": "4",
+            "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE": "40",
+        }
+    )
     s = replace(s, relay=replace(s.relay, batch_size=33))
     assert Settings.from_env(s.to_env()) == s

@@ -8,18 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ConflictError
 from api.events import emit
-from api.payments import events, store
+from api.payments import claims, events, store
 from api.payments.idempotency import IdempotencyKey, idempotency_key
 from core.settings import Settings
 
 OPERATION = "create-customer"
 
 
-def customer_key(user_id: int, client_key: str | None) -> IdempotencyKey:
-    """Derived from the user alone: whichever route creates the customer first
-    (create-customer or create-subscription), concurrent attempts send Stripe the
-    same key and get the same customer."""
-    return idempotency_key(OPERATION, user_id, client_key, {})
+def customer_key(user_id: int) -> IdempotencyKey:
+    """Derived from the user alone: one customer per user is the operation's own
+    idempotency, so whichever route creates it first (create-customer or
+    create-subscription), concurrent attempts share one claim and one Stripe key."""
+    return idempotency_key(OPERATION, user_id, None, {})
 
 
 async def ensure_customer(
@@ -27,13 +27,39 @@ async def ensure_customer(
     client: stripe.StripeClient,
     settings: Settings,
     user_id: int,
-    key: IdempotencyKey,
     traceparent: str | None,
 ) -> tuple[str, bool]:
-    """(customer id, created now). When created, the stripe_customers row and its
-    `payment.customer_created` event are in the session, not yet committed."""
+    """(customer id, created now). When created, the stripe_customers row, its
+    `payment.customer_created` event and the completed claim are in the session, not
+    yet committed."""
     existing = await store.customer_of(session, user_id)
     if existing is not None:
+        return existing, False
+    key = customer_key(user_id)
+    outcome = await claims.claim(session, key.value, OPERATION, claims.request_hash({}))
+    if isinstance(outcome, claims.Done):
+        return str(outcome.result["customer_id"]), False
+    try:
+        return await _create(session, client, settings, user_id, key, outcome, traceparent)
+    except BaseException:
+        await claims.release(session, outcome)
+        raise
+
+
+async def _create(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    settings: Settings,
+    user_id: int,
+    key: IdempotencyKey,
+    held: claims.Claim,
+    traceparent: str | None,
+) -> tuple[str, bool]:
+    existing = await store.customer_of(session, user_id)
+    if existing is not None:
+        # Recorded before claims existed (migration 0004), or by the request whose
+        # claim we took over.
+        await claims.complete(session, held, {"customer_id": existing})
         return existing, False
     contact = await store.user_contact(session, user_id)
     if contact is None:
@@ -53,11 +79,14 @@ async def ensure_customer(
             settings,
             events.customer_created(settings.kafka.topics, user_id, customer.id, traceparent),
         )
+        await claims.complete(session, held, {"customer_id": customer.id})
         return customer.id, True
-    # A concurrent request recorded the user's customer first: everyone uses that one.
+    # Only after a claim was taken over (claims.LEASE): the user's recorded customer
+    # is the one everyone uses.
     winner = await store.customer_of(session, user_id)
     if winner is None:
         # The conflict was on customer_id: Stripe answered with a customer that another
         # user owns, which only a key collision could cause. Refuse rather than share.
         raise ConflictError(detail="this Stripe customer belongs to another user")
+    await claims.complete(session, held, {"customer_id": winner})
     return winner, False

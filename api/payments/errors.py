@@ -1,6 +1,6 @@
 """Stripe's errors as our JSON errors (`{"error", "detail", "stripe"}`), registered on
-the payment routes. Nothing was written when one is raised: every handler calls
-Stripe before it touches a row.
+the payment routes. Nothing stays written when one is raised: every handler calls
+Stripe before it writes a row, except its idempotency claim, which it releases.
 
 What the caller can fix is a 4xx (declined card 402, bad id or parameter 400, reused
 idempotency key 409); what only we or Stripe can fix is a 502 (our key rejected,

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ConflictError, invalid
 from api.events import emit
-from api.payments import events, store
+from api.payments import claims, events, store
 from api.payments.idempotency import idempotency_key
 from api.payments.schemas import PaymentIntentIn, PaymentIntentOut
 from core.settings import Settings
@@ -54,13 +54,37 @@ async def create_intent(
     generation = (
         0 if client_key else await store.finished_payments(session, user_id, amount, currency)
     )
-    key = idempotency_key(
-        OPERATION, user_id, client_key, {"amount": amount, "currency": currency}, generation
-    )
-    existing = await store.payment_by_key(session, key.value)
+    requested = {"amount": amount, "currency": currency}
+    key = idempotency_key(OPERATION, user_id, client_key, requested, generation)
+    outcome = await claims.claim(session, key.value, OPERATION, claims.request_hash(requested))
+    if isinstance(outcome, claims.Done):
+        return await _recorded(client, str(outcome.result["payment_intent_id"]))
+    try:
+        return await _create(
+            session, client, settings, user_id, amount, currency, key.value, outcome, traceparent
+        )
+    except BaseException:
+        await claims.release(session, outcome)
+        raise
+
+
+async def _create(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    settings: Settings,
+    user_id: int,
+    amount: int,
+    currency: str,
+    key: str,
+    held: claims.Claim,
+    traceparent: str | None,
+) -> PaymentIntentOut:
+    existing = await store.payment_by_key(session, key)
     if existing is not None:
+        # Recorded before claims existed (migration 0004): its row is the answer.
         if (existing.amount, existing.currency) != (amount, currency):
-            raise ConflictError(detail="Idempotency-Key was already used with another request")
+            raise ConflictError(detail=claims.MISMATCH)
+        await claims.complete(session, held, {"payment_intent_id": existing.payment_intent_id})
         return await _recorded(client, existing.payment_intent_id)
     customer_id = await store.customer_of(session, user_id)
     await store.end_reads(session)
@@ -73,7 +97,7 @@ async def create_intent(
     if customer_id is not None:
         params["customer"] = customer_id
     intent = await client.v1.payment_intents.create_async(
-        params=params, options={"idempotency_key": key.value}
+        params=params, options={"idempotency_key": key}
     )
     payment_id = await store.insert_payment(
         session,
@@ -82,17 +106,18 @@ async def create_intent(
         amount=amount,
         currency=currency,
         status=intent.status,
-        key=key.value,
+        key=key,
     )
     if payment_id is None:
-        winner = await store.payment_by_key(session, key.value)
+        winner = await store.payment_by_key(session, key)
         if winner is not None and winner.payment_intent_id != intent.id:
-            # Two copies of this request raced past the lookup and this Stripe did not
-            # dedupe them (real Stripe does; localstripe ignores keys): the recorded one
-            # is the answer, the other intent stays unconfirmed and unused.
+            # Only after a claim was taken over (LEASE): the recorded intent is the
+            # answer, the other stays unconfirmed and unused.
+            await claims.complete(session, held, {"payment_intent_id": winner.payment_intent_id})
             return await _recorded(client, winner.payment_intent_id)
         if winner is None:
-            await store.adopt_payment_key(session, intent.id, key.value)
+            await store.adopt_payment_key(session, intent.id, key)
+        await claims.complete(session, held, {"payment_intent_id": intent.id})
         return _out(intent)
     await emit(
         session,
@@ -108,4 +133,5 @@ async def create_intent(
             traceparent=traceparent,
         ),
     )
+    await claims.complete(session, held, {"payment_intent_id": intent.id})
     return _out(intent)

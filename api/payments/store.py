@@ -1,7 +1,8 @@
 """The payment rows the API reads and writes. Writes run after the Stripe call, in the
 request's transaction, together with their outbox event; inserts use ON CONFLICT DO
-NOTHING so a concurrent duplicate is detected without an error, and the caller then
-answers with the row that won."""
+NOTHING so a duplicate (possible only after an idempotency claim was taken over, see
+claims.py) is detected without an error, and the caller then answers with the row
+that won."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ConflictError
 from api.events import emit
-from api.payments import events, store
-from api.payments.customers import customer_key, ensure_customer
+from api.payments import claims, events, store
+from api.payments.customers import ensure_customer
 from api.payments.idempotency import IdempotencyKey, idempotency_key
 from api.payments.schemas import SubscriptionCreatedOut, SubscriptionIn
 from core.settings import Settings
@@ -54,6 +54,16 @@ async def set_default_payment_method(
     return attached.id
 
 
+def _requested(data: SubscriptionIn, client_key: str | None) -> dict[str, str | None]:
+    """What the request asks for. With the client's key, everything it sent: the same
+    key with another payment method is another request (409). Without one, the key is
+    derived from the price alone (a double click with a changed card is still one
+    subscription), so the price is the whole request."""
+    if client_key is None:
+        return {"price_id": data.price_id}
+    return {"price_id": data.price_id, "payment_method": data.payment_method}
+
+
 async def create_subscription(
     session: AsyncSession,
     client: stripe.StripeClient,
@@ -66,20 +76,42 @@ async def create_subscription(
     price_id = data.price_id
     generation = 0 if client_key else await store.finished_subscriptions(session, user_id, price_id)
     key = idempotency_key(OPERATION, user_id, client_key, {"price_id": price_id}, generation)
+    digest = claims.request_hash(_requested(data, client_key))
+    outcome = await claims.claim(session, key.value, OPERATION, digest)
+    if isinstance(outcome, claims.Done):
+        return SubscriptionCreatedOut(
+            subscription_id=str(outcome.result["subscription_id"]),
+            status=str(outcome.result["status"]),
+        )
+    try:
+        return await _create(session, client, settings, user_id, data, key, outcome, traceparent)
+    except BaseException:
+        await claims.release(session, outcome)
+        raise
+
+
+async def _create(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    settings: Settings,
+    user_id: int,
+    data: SubscriptionIn,
+    key: IdempotencyKey,
+    held: claims.Claim,
+    traceparent: str | None,
+) -> SubscriptionCreatedOut:
+    price_id = data.price_id
     existing = await store.subscription_by_key(session, key.value)
     if existing is not None:
+        # Recorded before claims existed (migration 0004): its row is the answer.
         if existing.price_id != price_id:
-            raise ConflictError(detail="Idempotency-Key was already used with another request")
-        return SubscriptionCreatedOut(
-            subscription_id=existing.subscription_id, status=existing.status
-        )
+            raise ConflictError(detail=claims.MISMATCH)
+        return await _answer(session, held, existing.subscription_id, existing.status)
 
-    customer_id, created = await ensure_customer(
-        session, client, settings, user_id, customer_key(user_id, None), traceparent
-    )
+    customer_id, created = await ensure_customer(session, client, settings, user_id, traceparent)
     if created:
-        # The customer exists at Stripe whatever happens next: record it (row and
-        # event) now, so a failure below does not leave it unknown to us.
+        # The customer exists at Stripe whatever happens next: record it (row, event
+        # and claim) now, so a failure below does not leave it unknown to us.
         await session.commit()
     else:
         await store.end_reads(session)
@@ -105,16 +137,14 @@ async def create_subscription(
     if row_id is None:
         winner = await store.subscription_by_key(session, key.value)
         if winner is not None and winner.subscription_id != subscription.id:
-            # A concurrent copy of this request won (see intents.create_intent); the
-            # extra subscription this Stripe made is not ours to keep, so cancel it.
-            # (A DELETE: idempotent by definition, Stripe takes no key for it.)
+            # Only after a claim was taken over (claims.LEASE): the recorded one is the
+            # answer; the extra subscription this Stripe made is not ours to keep, so
+            # cancel it. (A DELETE: idempotent by definition, Stripe takes no key.)
             await client.v1.subscriptions.cancel_async(subscription.id)
-            return SubscriptionCreatedOut(
-                subscription_id=winner.subscription_id, status=winner.status
-            )
+            return await _answer(session, held, winner.subscription_id, winner.status)
         if winner is None:
             await store.adopt_subscription_key(session, subscription.id, key.value)
-        return SubscriptionCreatedOut(subscription_id=subscription.id, status=subscription.status)
+        return await _answer(session, held, subscription.id, subscription.status)
     await emit(
         session,
         settings,
@@ -128,4 +158,11 @@ async def create_subscription(
             traceparent=traceparent,
         ),
     )
-    return SubscriptionCreatedOut(subscription_id=subscription.id, status=subscription.status)
+    return await _answer(session, held, subscription.id, subscription.status)
+
+
+async def _answer(
+    session: AsyncSession, held: claims.Claim, subscription_id: str, status: str
+) -> SubscriptionCreatedOut:
+    await claims.complete(session, held, {"subscription_id": subscription_id, "status": status})
+    return SubscriptionCreatedOut(subscription_id=subscription_id, status=status)

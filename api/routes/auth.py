@@ -9,7 +9,7 @@ from litestar import Request, Response, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from api import events
 from api.auth import (
@@ -20,9 +20,18 @@ from api.auth import (
     needs_rehash,
     verify_password,
 )
-from api.deps import AppSettings, DbSession, LoginLimiter, TraceParent
-from api.errors import CONFLICT_MESSAGES, ConflictError
-from api.schemas import LoginIn, RegisterIn, TokenOut, UserOut, normalize_email
+from api.deps import AppSettings, ClientAddress, DbEngine, DbSession, LoginLimiter, TraceParent
+from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
+from api.passwords import password_problem
+from api.schemas import (
+    LoginIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+    fold,
+    normalize_email,
+    normalize_username,
+)
 from core.tables import User
 
 PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True}
@@ -47,21 +56,26 @@ async def register(
     settings: AppSettings,
     traceparent: TraceParent,
 ) -> UserOut:
-    """Create an account; emits `user.registered`. Duplicate email or username: 409."""
+    """Create an account; emits `user.registered`. Usernames are unique ignoring case
+    and NFKC spelling (`Alice`, `alice` and fullwidth `\uff41lice` are one name), emails
+    likewise; a duplicate is a 409. Common, guessable or personal passwords (the
+    username, the email): 400. Nothing is written on any refusal."""
+    username = normalize_username(data.username)
     email = normalize_email(data.email)
+    problem = await password_problem(data.password, username=username, email=email)
+    if problem is not None:
+        raise invalid("password", problem)
     taken = (
         await db_session.execute(
             select(User.email, User.username).where(
-                or_(User.email == email, User.username == data.username)
+                or_(User.email == email, func.lower(User.username) == username.lower())
             )
         )
     ).first()
     if taken is not None:
-        constraint = "uq_users_email" if taken.email == email else "uq_users_username"
+        constraint = "uq_users_email" if taken.email == email else "uq_users_username_ci"
         raise ConflictError(detail=CONFLICT_MESSAGES[constraint])
-    user = User(
-        username=data.username, email=email, password_hash=await hash_password(data.password)
-    )
+    user = User(username=username, email=email, password_hash=await hash_password(data.password))
     db_session.add(user)
     # A concurrent registration that passed the check above fails here on the unique
     # constraint; the error handler turns that IntegrityError into the same 409.
@@ -72,29 +86,46 @@ async def register(
     return user_out(user)
 
 
+def login_name(data: LoginIn) -> tuple[str, str]:
+    """(which field, its folded value). Folding needs no validation: a name that
+    cannot exist simply matches no account."""
+    if (data.email is None) == (data.username is None):
+        raise invalid("email", "give either email or username, not both")
+    if data.email is not None:
+        return "email", fold(data.email)
+    return "username", fold(data.username or "")
+
+
 @post("/api/v1/auth/login", status_code=200, opt=PUBLIC, tags=["auth"])
 async def login(
     request: Request[Any, Any, Any],
     data: JSONBody[LoginIn],
     db_session: DbSession,
+    db_engine: DbEngine,
     settings: AppSettings,
     login_limiter: LoginLimiter,
+    client_address: ClientAddress,
     traceparent: TraceParent,
 ) -> Response[TokenOut]:
-    """Exchange email and password for a JWT (body and httpOnly cookie); emits
-    `user.login`. Rate limited per (client address, email): 429 with Retry-After."""
-    email = data.email.strip().lower()
-    client = request.client.host if request.client else "unknown"
-    retry_after = login_limiter.hit((client, email))
+    """Exchange email (or username) and password for a JWT (body and httpOnly
+    cookie); emits `user.login`. Throttled per account and per client address, across
+    all API processes: 429 with Retry-After."""
+    field, name = login_name(data)
+    retry_after = await login_limiter.hit(
+        db_engine, account=f"{field}:{name}", address=client_address
+    )
     if retry_after is not None:
         raise TooManyRequestsException(
             detail="too many login attempts, retry later",
             headers={"Retry-After": str(retry_after)},
         )
-    user = (await db_session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+    # Usernames are ASCII once valid, so lower() in Postgres is the fold; the query
+    # uses the unique index on lower(username).
+    match = User.email == name if field == "email" else func.lower(User.username) == name
+    user = (await db_session.execute(select(User).where(match))).scalar_one_or_none()
     verified = await verify_password(user.password_hash if user else None, data.password)
     if user is None or not verified:
-        raise NotAuthorizedException(detail="invalid email or password")
+        raise NotAuthorizedException(detail=f"invalid {field} or password")
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(data.password)
     now = datetime.now(UTC)

@@ -1,8 +1,9 @@
 """Stripe payments under `/api/v1/payments`, on the original integration's paths.
 
-Writes call Stripe first, with an idempotency key (`api/payments/idempotency.py`),
-then commit our rows and their outbox event in the request's one transaction; a
-Stripe error becomes a 4xx/502 JSON error and nothing is written. The webhook stores
+Writes claim their idempotency key first (`api/payments/idempotency.py`,
+`api/payments/claims.py`), call Stripe, then commit our rows, their outbox event and
+the claim's result in one transaction; a Stripe error becomes a 4xx/502 JSON error,
+the claim is released and nothing else is written. The webhook stores
 Stripe's events (stripe_events + outbox) and leaves their effects to the payment
 consumer (architecture invariant 5).
 """
@@ -25,7 +26,7 @@ from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.events import emit
 from api.payments import events, store
 from api.payments.client import provide_stripe
-from api.payments.customers import customer_key, ensure_customer
+from api.payments.customers import ensure_customer
 from api.payments.errors import stripe_error_response
 from api.payments.idempotency import ClientKey
 from api.payments.intents import create_intent
@@ -58,17 +59,12 @@ async def create_customer(
     settings: AppSettings,
     stripe_client: StripeApi,
     traceparent: TraceParent,
-    idempotency_key: ClientKey = None,
 ) -> CustomerOut:
     """The caller's Stripe customer, created on the first call (metadata.user_id = our
-    id); later calls return the same one. Emits `payment.customer_created` once."""
+    id); later and concurrent calls return the same one, so no Idempotency-Key is
+    needed. Emits `payment.customer_created` once."""
     customer_id, _ = await ensure_customer(
-        db_session,
-        stripe_client,
-        settings,
-        principal.id,
-        customer_key(principal.id, idempotency_key),
-        traceparent,
+        db_session, stripe_client, settings, principal.id, traceparent
     )
     return CustomerOut(customer_id=customer_id)
 
