@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 
 from api.auth import jwt_auth
+from api.bodies import StrictJSONRequest
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         on_app_init=[auth.on_app_init, metrics_outermost],
         cors_config=cors_config(settings),
         request_max_body_size=settings.api.max_body_bytes,
+        request_class=StrictJSONRequest,
         openapi_config=OpenAPIConfig(
             title="ConnectIn API", version="1.0.0", path="/schema", use_handler_docstrings=True
         ),

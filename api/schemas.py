@@ -11,12 +11,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from api.bodies import anchored
 from api.errors import invalid
 
 MAX_ID = 2**63 - 1  # BIGINT; larger ids would be a database error rather than a 404
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
-Username = Annotated[str, Meta(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")]
+Username = Annotated[str, Meta(min_length=3, max_length=50, pattern=anchored(r"[A-Za-z0-9_.-]+"))]
 Email = Annotated[str, Meta(min_length=3, max_length=254)]
 Password = Annotated[str, Meta(min_length=8, max_length=128)]
 Title = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -28,7 +29,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 
 def normalize_email(value: str) -> str:
     email = value.strip().lower()
-    if not _EMAIL.match(email) or "\x00" in email:
+    if not _EMAIL.fullmatch(email) or "\x00" in email:
         raise invalid("email", "not a valid email address")
     return email
 

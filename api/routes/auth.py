@@ -109,7 +109,7 @@ async def login(
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=settings.api.cookie_secure,
     )
     body = TokenOut(access_token=token, token_type="bearer", expires_in=settings.auth.token_ttl_s)
     return Response(body, cookies=[cookie])
