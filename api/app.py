@@ -14,10 +14,12 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 
 from api.auth import jwt_auth
 from api.bodies import StrictJSONRequest
+from api.csrf import CsrfMiddleware
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
@@ -89,6 +91,8 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
         on_app_init=[auth.on_app_init, metrics_outermost],
+        # After authentication (on_app_init puts it first): a bad cookie is a 401.
+        middleware=[DefineMiddleware(CsrfMiddleware, origins=settings.api.cors_origins)],
         cors_config=cors_config(settings),
         request_max_body_size=settings.api.max_body_bytes,
         request_class=StrictJSONRequest,

@@ -20,12 +20,13 @@ from api.auth import (
     needs_rehash,
     verify_password,
 )
+from api.csrf import BROWSER_JSON_ONLY
 from api.deps import AppSettings, DbSession, LoginLimiter, TraceParent
 from api.errors import CONFLICT_MESSAGES, ConflictError
 from api.schemas import LoginIn, RegisterIn, TokenOut, UserOut, normalize_email
 from core.tables import User
 
-PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True}
+PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
 
 
 def user_out(user: User) -> UserOut:
