@@ -15,7 +15,6 @@ from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi.config import OpenAPIConfig
 
 from api.auth import jwt_auth
 from api.bodies import StrictJSONRequest
@@ -23,6 +22,7 @@ from api.csrf import CsrfMiddleware
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
+from api.openapi import correct_document, openapi_config
 from api.payments.client import stripe_lifespan
 from api.ratelimit import SlidingWindowLimiter
 from api.routes import ROUTES, payments
@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> Litestar:
         return config
 
     auth = jwt_auth(settings.auth, exclude=AUTH_EXCLUDE)
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, *OPS_ROUTES, payments.ROUTER],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -96,9 +96,9 @@ def create_app(settings: Settings) -> Litestar:
         cors_config=cors_config(settings),
         request_max_body_size=settings.api.max_body_bytes,
         request_class=StrictJSONRequest,
-        openapi_config=OpenAPIConfig(
-            title="ConnectIn API", version="1.0.0", path="/schema", use_handler_docstrings=True
-        ),
+        openapi_config=openapi_config(settings),
         logging_config=None,
         debug=False,
     )
+    correct_document(app)
+    return app
