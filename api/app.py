@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 
 from api.auth import jwt_auth
 from api.bodies import StrictJSONRequest
@@ -92,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
         on_app_init=[auth.on_app_init, metrics_outermost],
         # After authentication (on_app_init puts it first): a bad cookie is a 401.
-        middleware=[DefineMiddleware(CsrfMiddleware, origins=settings.api.cors_origins)],
+        middleware=[CsrfMiddleware(settings.api.cors_origins)],
         cors_config=cors_config(settings),
         request_max_body_size=settings.api.max_body_bytes,
         request_class=StrictJSONRequest,

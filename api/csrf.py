@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import PermissionDeniedException
-from litestar.middleware import AbstractMiddleware
+from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import COOKIE_NAME, EXCLUDE_FROM_AUTH
@@ -53,18 +53,19 @@ def csrf_problem(
     return f"Origin {origin!r} is not allowed to send requests with the login cookie"
 
 
-class CsrfMiddleware(AbstractMiddleware):
-    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
-        super().__init__(app, scopes={ScopeType.HTTP})
+class CsrfMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, origins: tuple[str, ...]) -> None:
         self.origins = frozenset(origins)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
         if scope.get("method") not in SAFE_METHODS and self._applies(connection):
             problem = csrf_problem(connection, self.origins)
             if problem is not None:
                 raise PermissionDeniedException(detail=problem)
-        await self.app(scope, receive, send)
+        await next_app(scope, receive, send)
 
     @staticmethod
     def _applies(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

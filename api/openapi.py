@@ -15,6 +15,7 @@ should depend on. Everywhere, the document itself is at /schema/openapi.json.
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from litestar import Litestar
@@ -36,6 +37,7 @@ from litestar.routes import HTTPRoute
 from api.auth import EXCLUDE_FROM_AUTH
 from api.csrf import BROWSER_JSON_ONLY, SAFE_METHODS
 from api.routes.ops import require_ops_token
+from api.schemas import MAX_ID
 from core.settings import DEVELOPMENT, Settings
 
 ERROR_SCHEMA = "Error"
@@ -160,9 +162,29 @@ def statuses(
     return codes
 
 
+def _exact_bounds(node: Any) -> None:
+    """Litestar writes numeric bounds as floats, and float(2**63 - 1) is 2**63: the
+    document would promise one id more than the API accepts."""
+    if isinstance(node, Schema):
+        for name in ("maximum", "minimum", "exclusive_maximum", "exclusive_minimum"):
+            value = getattr(node, name)
+            if isinstance(value, float) and value.is_integer():
+                setattr(node, name, MAX_ID if value == float(MAX_ID) else int(value))
+    if is_dataclass(node) and not isinstance(node, type):
+        for item in fields(node):
+            _exact_bounds(getattr(node, item.name))
+    elif isinstance(node, dict):
+        for value in node.values():
+            _exact_bounds(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _exact_bounds(value)
+
+
 def correct_document(app: Litestar) -> None:
     """Rewrite the generated document in place (Litestar caches and serves it)."""
     document = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    _exact_bounds(document)
     components = document.components
     if not isinstance(components, Components):
         components = document.components = Components()
