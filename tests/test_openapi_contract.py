@@ -19,9 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from core.settings import Settings
 from tests.api_support import PASSWORD
-from tests.stripe_support import LocalStripe, localstripe, payment_settings, served_api
-
-__all__ = ["localstripe"]
+from tests.stripe_support import (
+    LocalStripe,
+    localstripe,  # noqa: F401  (fixture)
+    payment_settings,
+    served_api,
+)
 
 SEED = 20261130
 MAX_EXAMPLES = 15
