@@ -72,8 +72,9 @@ def platform_env(settings: Settings, services: dict[str, str], stripe_port: int)
     """What every child gets. In development without OPS_TOKEN, a fresh random one per
     run: a fixed or derived token would be one more published default, and the page
     only needs it pasted once per tab."""
-    env = {**os.environ, **services}
-    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{stripe_port}")
+    env = {**settings.to_env(), **services}
+    if not settings.stripe.api_base:
+        env["STRIPE_API_BASE"] = f"http://127.0.0.1:{stripe_port}"
     if settings.environment == DEVELOPMENT and not settings.api.ops_token:
         env["OPS_TOKEN"] = secrets.token_urlsafe(32)
     return Settings.from_env(env)
