@@ -70,7 +70,10 @@ async def test_one_off_payment_from_intent_to_payment_processed(
     ):
         await register_webhook(localstripe.base_url, api_base, s.stripe.webhook_secret)
         user = await logged_in(http)
-        customer = await http.post("/api/v1/payments/create-customer")
+        # A browser's cookie write must be JSON even without a body (CSRF, README).
+        customer = await http.post(
+            "/api/v1/payments/create-customer", headers={"Content-Type": "application/json"}
+        )
         assert customer.status_code == 200, customer.text
         intent = await http.post(
             "/api/v1/payments/create-payment-intent", json={"amount": 2500, "currency": "usd"}
