@@ -42,7 +42,9 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     settings = startup_settings("api")
     configure_logging(settings.log_level, process="api")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn's records go through our JSON formatter and its
+    # redaction instead of uvicorn's own handlers.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
 
 
 @app.command()
