@@ -3,6 +3,7 @@ line naming the variable, before it connects to anything (so nothing is written)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.up import platform_env
 from core.secrets import MIN_SECRET_BYTES, PUBLISHED_DEFAULTS, secret_problems, startup_settings
 from core.settings import DEVELOPMENT, PRODUCTION, TEST, Settings, SettingsError
+from tests.api_support import row_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRETS = ("JWT_SECRET", "STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "OPS_TOKEN")
@@ -136,25 +139,28 @@ PROCESSES = {
 
 
 @pytest.mark.parametrize("process", list(PROCESSES))
-def test_every_process_refuses_the_defaults_with_exit_2_and_one_line(
-    settings: Settings, process: str
+async def test_every_process_refuses_the_defaults_with_exit_2_and_one_line(
+    settings: Settings, clean_db: AsyncEngine, process: str
 ) -> None:
-    result = subprocess.run(
-        PROCESSES[process],
+    before = await row_counts(clean_db)
+    proc = await asyncio.create_subprocess_exec(
+        *PROCESSES[process],
         env=_production_env(settings),
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    stderr = err.decode()
+    assert proc.returncode == 2, stderr
+    assert out == b""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
     for name in SECRETS:
         assert f"{name} is a published default" in lines[0]
+    # It stopped before touching anything: no migration, no row, no outbox event.
+    assert await row_counts(clean_db) == before
 
 
 def test_the_same_processes_start_in_test(settings: Settings) -> None:
