@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -279,3 +280,21 @@ async def test_config_gives_the_publishable_key_without_login(
     response = await client.get("/api/v1/payments/config")
     assert response.status_code == 200
     assert response.json() == {"publishable_key": ls_settings.stripe.publishable_key}
+
+
+def _file_holds(path: Path, needle: str) -> bool:
+    return path.exists() and needle.encode() in path.read_bytes()
+
+
+async def test_each_localstripe_keeps_its_state_in_a_file_of_its_own(
+    client: httpx.AsyncClient,
+    clean_db: AsyncEngine,
+    localstripe: LocalStripe,  # noqa: F811
+) -> None:
+    """localstripe's own default is one /tmp/localstripe.pickle for every server on the
+    machine (tests/localstripe_server.py)."""
+    _, token = await user_with_token(client)
+    created = await client.post(CUSTOMER, headers=bearer(token))
+    customer_id = created.json()["customer_id"]
+    assert _file_holds(localstripe.state_path, customer_id)
+    assert not _file_holds(Path("/tmp/localstripe.pickle"), customer_id)
