@@ -84,7 +84,8 @@ def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -
     child = platform_env(settings, ensure_up(settings), stripe_port)
     env = {**os.environ, **child.to_env()}
     print(f"[up] CONNECTIN_ENV={child.environment}", flush=True)
-    if child.api.ops_token:
+    if child.environment == DEVELOPMENT:
+        # Printed so a newcomer can open the page at once; a real token is never echoed.
         print(
             f"[up] operator page: http://127.0.0.1:{api_port}/ops"
             f"  token (OPS_TOKEN): {child.api.ops_token}",

@@ -9,6 +9,7 @@ import asyncio
 import os
 import secrets
 import sys
+import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +43,8 @@ EXCLUDED_CHECKS = "positive_data_acceptance,allow_header_conformance"
 
 async def schemathesis(base: str, *args: str) -> tuple[int, str]:
     binary = os.path.join(os.path.dirname(sys.executable), "st")
+    # Its cache of crashes goes to the working directory: not the repository.
+    workdir = tempfile.mkdtemp(prefix="schemathesis-")
     proc = await asyncio.create_subprocess_exec(
         binary,
         "run",
@@ -64,6 +67,7 @@ async def schemathesis(base: str, *args: str) -> tuple[int, str]:
         "1",
         "--no-color",
         *args,
+        cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
