@@ -19,7 +19,6 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -182,8 +181,9 @@ def _exact_bounds(node: Any) -> None:
 
 
 def correct_document(app: Litestar) -> None:
-    """Rewrite the generated document in place (Litestar caches and serves it)."""
-    document = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    """Rewrite the generated document in place: Litestar builds it once, keeps it,
+    and serves (and renders to JSON) that same object."""
+    document = app.openapi_schema
     _exact_bounds(document)
     components = document.components
     if not isinstance(components, Components):

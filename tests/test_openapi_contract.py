@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from core.settings import Settings
-from tests.api_support import PASSWORD
+from api.openapi import ROUTE_STATUSES
+from core.settings import DEVELOPMENT, Settings
+from tests.api_support import PASSWORD, api_client
 from tests.stripe_support import (
     LocalStripe,
     localstripe,  # noqa: F401  (fixture)
@@ -149,4 +150,22 @@ def test_public_operations_carry_no_security_and_errors_have_our_shape(
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "detail"]
+    # Every operation has its statuses decided in api/openapi.py, none left over.
+    operations = {f"{m.upper()} {p}" for p, item in document["paths"].items() for m in item}
+    assert operations == set(ROUTE_STATUSES)
     assert document["security"] == [{"BearerToken": []}]
+
+
+async def test_the_docs_ui_and_its_cdn_scripts_are_served_in_development_only(
+    settings: Settings,
+) -> None:
+    async with api_client(settings) as client:
+        response = await client.get("/schema")
+        assert response.headers["content-type"] == "application/vnd.oai.openapi+json"
+        assert "<script" not in response.text
+        assert (await client.get("/schema/openapi.json")).json()["openapi"].startswith("3.")
+        assert (await client.get("/schema/swagger")).status_code == 404
+    async with api_client(replace(settings, environment=DEVELOPMENT)) as client:
+        response = await client.get("/schema")
+        assert response.headers["content-type"].startswith("text/html")
+        assert "swagger-ui" in response.text
