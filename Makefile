@@ -25,8 +25,11 @@ browser:
 services: install
 	$(CONNECTIN) services up
 
+# Without CONNECTIN_ENV every process runs as production and refuses the published
+# default secrets; these targets say which environment they chose.
 up: services
-	$(SERVICES_ENV) && $(CONNECTIN) up
+	@echo "make up: CONNECTIN_ENV=development (default secrets allowed, login cookie without Secure, random OPS_TOKEN)"
+	$(SERVICES_ENV) && CONNECTIN_ENV=development $(CONNECTIN) up
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,10 +39,12 @@ typecheck: install
 	$(BIN)/mypy api relay consumers core cli bench
 
 test: lint typecheck browser services
-	$(SERVICES_ENV) && $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@echo "make test: CONNECTIN_ENV=test (default secrets allowed; tests set their own)"
+	$(SERVICES_ENV) && CONNECTIN_ENV=test $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: services
-	$(SERVICES_ENV) && $(BIN)/python -m bench $(or $(BENCH_ARGS),all)
+	@echo "make bench: CONNECTIN_ENV=test (benchmarks start processes on the default secrets)"
+	$(SERVICES_ENV) && CONNECTIN_ENV=test $(BIN)/python -m bench $(or $(BENCH_ARGS),all)
 
 down: install
 	$(CONNECTIN) services down

@@ -14,12 +14,14 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.openapi.config import OpenAPIConfig
 
 from api.auth import jwt_auth
+from api.bodies import StrictJSONRequest
+from api.csrf import CsrfMiddleware
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import HttpMetrics, MetricsMiddleware
+from api.openapi import correct_document, openapi_config
 from api.payments.client import stripe_lifespan
 from api.ratelimit import LoginThrottle
 from api.routes import ROUTES, payments
@@ -74,7 +76,7 @@ def create_app(settings: Settings) -> Litestar:
         return config
 
     auth = jwt_auth(settings.auth, exclude=AUTH_EXCLUDE)
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, *OPS_ROUTES, payments.ROUTER],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -91,11 +93,14 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
         on_app_init=[auth.on_app_init, metrics_outermost],
+        # After authentication (on_app_init puts it first): a bad cookie is a 401.
+        middleware=[CsrfMiddleware(settings.api.cors_origins)],
         cors_config=cors_config(settings),
         request_max_body_size=settings.api.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="ConnectIn API", version="1.0.0", path="/schema", use_handler_docstrings=True
-        ),
+        request_class=StrictJSONRequest,
+        openapi_config=openapi_config(settings),
         logging_config=None,
         debug=False,
     )
+    correct_document(app)
+    return app

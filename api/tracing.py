@@ -13,7 +13,7 @@ def valid_traceparent(value: str | None) -> str | None:
     spec asks, rather than failing the request or poisoning downstream traces."""
     if not value or len(value) > 512:
         return None
-    match = _TRACEPARENT.match(value.strip())
+    match = _TRACEPARENT.fullmatch(value.strip())
     if match is None:
         return None
     version, trace_id, parent_id, _, rest = match.groups()

@@ -18,7 +18,7 @@ import asyncpg
 from confluent_kafka.admin import AdminClient
 
 from core.db import drop_database, recreate_database
-from core.settings import Settings
+from core.settings import TEST, Settings
 from migrations import upgrade
 
 RESULTS = Path(__file__).parent / "results"
@@ -35,6 +35,9 @@ def bench_settings(tag: str) -> Settings:
     upgrade(database.url)
     return replace(
         base,
+        # Throwaway databases and topics: the published default secrets are fine, and
+        # the processes the benchmark starts get this through Settings.to_env().
+        environment=TEST,
         database=database,
         kafka=base.kafka.namespaced(f"bench-{tag}-{run}"),
         relay=replace(base.relay, metrics_port=0),

@@ -14,6 +14,7 @@ from cli.dlq import dlq_app
 from cli.services import services_app
 from cli.status import status
 from core.logging import configure_logging
+from core.secrets import startup_settings
 from core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="ConnectIn event platform")
@@ -39,7 +40,7 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from api.app import create_app
 
-    settings = Settings.from_env()
+    settings = startup_settings("api")
     configure_logging(settings.log_level, process="api")
     # uvicorn would rewrite the client address and scheme from X-Forwarded-* whenever
     # the peer is in its own forwarded_allow_ips (127.0.0.1 by default). TRUSTED_PROXIES
@@ -50,6 +51,8 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
         port=port,
         log_level="warning",
         proxy_headers=False,
+        # Our JSON formatter and its redaction handle uvicorn's records too.
+        log_config=None,
     )
 
 
@@ -58,7 +61,7 @@ def relay() -> None:
     """Run the outbox relay (leader per shard, exactly-once publication)."""
     from relay.main import run
 
-    settings = Settings.from_env()
+    settings = startup_settings("relay")
     configure_logging(settings.log_level, process="relay")
     raise typer.Exit(asyncio.run(run(settings)))
 
@@ -68,7 +71,7 @@ def consumers() -> None:
     """Run the consumer groups (exactly-once effects)."""
     from consumers.main import run
 
-    settings = Settings.from_env()
+    settings = startup_settings("consumers")
     configure_logging(settings.log_level, process="consumers")
     raise typer.Exit(asyncio.run(run(settings)))
 
@@ -78,7 +81,7 @@ def up() -> None:
     """Services, migrations, then api + relay + consumers + localstripe in the foreground."""
     from cli.up import run_all
 
-    raise typer.Exit(run_all(Settings.from_env()))
+    raise typer.Exit(run_all(startup_settings("up")))
 
 
 @app.command("register-webhook")

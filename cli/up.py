@@ -5,6 +5,7 @@ too, so a broken platform never looks half alive."""
 from __future__ import annotations
 
 import os
+import secrets
 import selectors
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from typing import IO
 import httpx
 
 from cli.services import ensure_up
-from core.settings import Settings
+from core.settings import DEVELOPMENT, Settings
 from migrations import upgrade
 
 STOP_GRACE_S = 15.0
@@ -67,10 +68,30 @@ def register_webhook(stripe_base: str, api_url: str, secret: str) -> bool:
         return True
 
 
+def platform_env(settings: Settings, services: dict[str, str], stripe_port: int) -> Settings:
+    """What every child gets. In development without OPS_TOKEN, a fresh random one per
+    run: a fixed or derived token would be one more published default, and the page
+    only needs it pasted once per tab."""
+    env = {**settings.to_env(), **services}
+    if not settings.stripe.api_base:
+        env["STRIPE_API_BASE"] = f"http://127.0.0.1:{stripe_port}"
+    if settings.environment == DEVELOPMENT and not settings.api.ops_token:
+        env["OPS_TOKEN"] = secrets.token_urlsafe(32)
+    return Settings.from_env(env)
+
+
 def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -> int:
-    env = {**os.environ, **ensure_up(settings)}
-    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{stripe_port}")
-    upgrade(Settings.from_env(env).database.url)
+    child = platform_env(settings, ensure_up(settings), stripe_port)
+    env = {**os.environ, **child.to_env()}
+    print(f"[up] CONNECTIN_ENV={child.environment}", flush=True)
+    if child.environment == DEVELOPMENT:
+        # Printed so a newcomer can open the page at once; a real token is never echoed.
+        print(
+            f"[up] operator page: http://127.0.0.1:{api_port}/ops"
+            f"  token (OPS_TOKEN): {child.api.ops_token}",
+            flush=True,
+        )
+    upgrade(child.database.url)
     print("[up] database migrated", flush=True)
     stopping = False
 
@@ -92,11 +113,10 @@ def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -
         selector.register(proc.stdout, selectors.EVENT_READ, spec.name)
         print(f"[up] started {spec.name} (pid {proc.pid})", flush=True)
     stripe_base = f"http://127.0.0.1:{stripe_port}"
-    if env["STRIPE_API_BASE"].rstrip("/") == stripe_base:
-        secret = Settings.from_env(env).stripe.webhook_secret
+    if child.stripe.api_base.rstrip("/") == stripe_base:
         threading.Thread(
             target=register_webhook,
-            args=(stripe_base, f"http://127.0.0.1:{api_port}", secret),
+            args=(stripe_base, f"http://127.0.0.1:{api_port}", child.stripe.webhook_secret),
             daemon=True,
         ).start()
     width = max(len(name) for name in running)

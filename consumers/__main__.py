@@ -10,14 +10,14 @@ from dataclasses import replace
 
 from consumers.main import run
 from core.logging import configure_logging
-from core.settings import Settings
+from core.secrets import startup_settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consumers")
     parser.add_argument("--instance-id", help="Kafka static membership id of this process")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = startup_settings("consumers")
     if args.instance_id:
         settings = replace(
             settings, consumers=replace(settings.consumers, instance_id=args.instance_id)

@@ -16,6 +16,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 DEFAULT_DATABASE_URL = "postgresql://connectin:connectin@127.0.0.1:5432/connectin?sslmode=disable"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 
+DEVELOPMENT = "development"
+TEST = "test"
+PRODUCTION = "production"
+ENVIRONMENTS = (DEVELOPMENT, TEST, PRODUCTION)
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the platform cannot use."""
@@ -42,6 +47,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    raw = env.get("CONNECTIN_ENV") or PRODUCTION
+    value = raw.strip().lower()
+    if value not in ENVIRONMENTS:
+        raise SettingsError(f"CONNECTIN_ENV must be one of {', '.join(ENVIRONMENTS)}, got {raw!r}")
+    return value
 
 
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -200,6 +225,8 @@ class ApiSettings:
     # the TCP peer is the client and forwarding headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
     proxy_header: str = "x-forwarded-for"
+    # The login cookie's Secure flag; from_env turns it on outside development.
+    cookie_secure: bool = True
 
 
 @dataclass(frozen=True)
@@ -230,13 +257,19 @@ class Settings:
     stripe: StripeSettings = field(default_factory=StripeSettings)
     status: StatusThresholds = field(default_factory=StatusThresholds)
     log_level: str = "INFO"
+    # Production unless said otherwise: only development and test may start on the
+    # published default secrets (core/secrets.py).
+    environment: str = PRODUCTION
 
     def to_env(self) -> dict[str, str]:
-        """The variables that make `from_env` rebuild the parts a child process needs
-        (database, Kafka, topics, relay and consumer tuning); used to start processes."""
+        """Every variable, so `from_env` in a child process (relay, consumers, api
+        started by `connectin up`, tests and benchmarks) rebuilds exactly these settings."""
         t = self.kafka.topics
         return {
+            "CONNECTIN_ENV": self.environment,
             "DATABASE_URL": self.database.url,
+            "DATABASE_POOL_SIZE": str(self.database.pool_size),
+            "DATABASE_MAX_OVERFLOW": str(self.database.max_overflow),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "KAFKA_TRANSACTIONAL_ID_PREFIX": self.kafka.transactional_id_prefix,
             "TOPIC_USER_EVENTS": t.user,
@@ -249,16 +282,39 @@ class Settings:
             "RELAY_BATCH_SIZE": str(self.relay.batch_size),
             "RELAY_IDLE_POLL_MS": str(self.relay.idle_poll_ms),
             "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
+            "RELAY_TRANSACTION_TIMEOUT_MS": str(self.relay.transaction_timeout_ms),
+            "RELAY_LINGER_MS": str(self.relay.linger_ms),
+            "RELAY_COMPRESSION": self.relay.compression,
+            "OUTBOX_RETENTION_HOURS": repr(self.relay.retention_hours),
+            "OUTBOX_RETENTION_BATCH": str(self.relay.retention_batch),
             "RELAY_METRICS_PORT": str(self.relay.metrics_port),
             "RELAY_MAX_MESSAGE_BYTES": str(self.relay.max_message_bytes),
+            "RELAY_FAILPOINT": self.relay.failpoint,
             "CONSUMER_MAX_ATTEMPTS": str(self.consumers.max_attempts),
             "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
             "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
             "CONSUMER_INSTANCE_ID": self.consumers.instance_id,
+            "JWT_SECRET": self.auth.jwt_secret,
+            "JWT_ISSUER": self.auth.issuer,
+            "JWT_AUDIENCE": self.auth.audience,
+            "JWT_TTL_S": str(self.auth.token_ttl_s),
             "LOGIN_ATTEMPTS_PER_MINUTE": str(self.auth.login_attempts_per_minute),
             "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE": str(self.auth.login_address_attempts_per_minute),
             "TRUSTED_PROXIES": ",".join(self.api.trusted_proxies),
             "TRUSTED_PROXY_HEADER": self.api.proxy_header,
+            "CORS_ORIGINS": ",".join(self.api.cors_origins),
+            "API_MAX_BODY_BYTES": str(self.api.max_body_bytes),
+            "OPS_TOKEN": self.api.ops_token,
+            "COOKIE_SECURE": "true" if self.api.cookie_secure else "false",
+            "STRIPE_SECRET_KEY": self.stripe.secret_key,
+            "STRIPE_PUBLISHABLE_KEY": self.stripe.publishable_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
+            "STRIPE_API_BASE": self.stripe.api_base,
+            "STRIPE_MAX_AMOUNT": str(self.stripe.max_amount),
+            "STRIPE_CURRENCIES": ",".join(self.stripe.currencies),
+            "STRIPE_WEBHOOK_TOLERANCE_S": str(self.stripe.webhook_tolerance_s),
+            "STATUS_MAX_OLDEST_UNPUBLISHED_S": repr(self.status.max_oldest_unpublished_s),
+            "STATUS_MAX_CONSUMER_LAG": str(self.status.max_consumer_lag),
             "LOG_LEVEL": self.log_level,
         }
 
@@ -266,6 +322,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e: Mapping[str, str] = os.environ if env is None else env
         d = cls()
+        environment = _environment(e)
         shards = _int(e, "RELAY_SHARDS", d.relay.shards, minimum=1)
         return cls(
             database=DatabaseSettings(
@@ -333,6 +390,7 @@ class Settings:
                 ops_token=e.get("OPS_TOKEN", d.api.ops_token),
                 trusted_proxies=_networks(e, "TRUSTED_PROXIES"),
                 proxy_header=_choice(e, "TRUSTED_PROXY_HEADER", d.api.proxy_header, PROXY_HEADERS),
+                cookie_secure=_bool(e, "COOKIE_SECURE", environment != DEVELOPMENT),
             ),
             stripe=StripeSettings(
                 secret_key=e.get("STRIPE_SECRET_KEY") or d.stripe.secret_key,
@@ -352,4 +410,5 @@ class Settings:
                 max_consumer_lag=_int(e, "STATUS_MAX_CONSUMER_LAG", d.status.max_consumer_lag),
             ),
             log_level=(e.get("LOG_LEVEL") or d.log_level).upper(),
+            environment=environment,
         )

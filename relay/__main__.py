@@ -4,9 +4,9 @@ import asyncio
 import sys
 
 from core.logging import configure_logging
-from core.settings import Settings
+from core.secrets import startup_settings
 from relay.main import run
 
-settings = Settings.from_env()
+settings = startup_settings("relay")
 configure_logging(settings.log_level, process="relay")
 sys.exit(asyncio.run(run(settings)))

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from core.settings import Settings
 
-BASE_URL = "http://testserver"
+# https: outside development the login cookie is Secure, and httpx (like browsers)
+# sends Secure cookies over https only.
+BASE_URL = "https://testserver"
 PASSWORD = "correct horse battery"
 COUNTED_TABLES = (
     "users",

@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine, drop_database, recreate_database
-from core.settings import Settings
+from core.settings import TEST, Settings
 from migrations import upgrade
 from tests.process_support import Process
 
@@ -61,6 +61,8 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
     kafka = base.kafka.namespaced(f"test-{RUN_ID}")
     test_settings = replace(
         base,
+        # Child processes get it through Settings.to_env(), so they accept the test secrets.
+        environment=TEST,
         database=database,
         kafka=replace(kafka, topics=replace(kafka.topics, partitions=3)),
         relay=replace(base.relay, metrics_port=0),

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -42,6 +41,7 @@ from tests.kafka_support import Published, read_committed
 from tests.test_consumers_support import consumer_settings, running_consumers
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
+SERVER = Path(__file__).with_name("localstripe_server.py")
 START_TIMEOUT_S = 20.0
 
 
@@ -56,6 +56,7 @@ def free_port() -> int:
 class LocalStripe:
     base_url: str
     log_path: Path
+    state_path: Path
 
 
 def _wait_until_listening(base_url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -75,19 +76,21 @@ def _wait_until_listening(base_url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def localstripe() -> Iterator[LocalStripe]:
-    """A fresh localstripe on a free port (`--from-scratch`: no state from earlier
-    runs), stopped after the test."""
+    """A fresh localstripe on a free port with a state file of its own (see
+    tests/localstripe_server.py), stopped after the test."""
     port = free_port()
-    binary = os.path.join(os.path.dirname(sys.executable), "localstripe")
-    log_path = Path(tempfile.mkdtemp(prefix="localstripe-")) / "localstripe.log"
+    directory = Path(tempfile.mkdtemp(prefix="localstripe-"))
+    log_path, state_path = directory / "localstripe.log", directory / "state.pickle"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--from-scratch"], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, str(SERVER), str(state_path), "--port", str(port), "--from-scratch"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_listening(base_url, proc)
-        yield LocalStripe(base_url=base_url, log_path=log_path)
+        yield LocalStripe(base_url=base_url, log_path=log_path, state_path=state_path)
     finally:
         proc.terminate()
         try:

@@ -3,6 +3,7 @@ writes nothing: no domain row, no outbox row, no sequence, no read mark."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,16 @@ OK_USER = {"username": "newcomer", "email": "newcomer@example.com", "password": 
 BIG = 2**63
 
 
+def nested(levels: int) -> bytes:
+    """A register body nested `levels` deep: the object, then arrays in its username."""
+    return b'{"username": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+
+# ~2 KB that made msgspec's recursive decoder raise RecursionError (a 500 and a
+# traceback per request in the log) before the depth limit.
+DEEP = nested(1000)
+
+
 def _user(**changes: Any) -> dict[str, Any]:
     body = {**OK_USER, **changes}
     return {k: v for k, v in body.items() if v is not None}
@@ -75,18 +86,45 @@ CASES: dict[str, Case] = {
     "register: malformed JSON": Case("POST", REGISTER, Raw(b'{"username": "x",'), None, 400),
     "register: JSON array": Case("POST", REGISTER, [OK_USER], None, 400),
     "register: JSON null": Case("POST", REGISTER, Raw(b"null"), None, 400),
+    # Only JSON, so another site's form cannot register or log anyone in (CSRF).
     "register: form encoded": Case(
         "POST",
         REGISTER,
         Raw(b"username=x&email=x@y.com&password=12345678", "application/x-www-form-urlencoded"),
         None,
-        400,
+        403,
     ),
+    "register: JSON sent as text/plain": Case(
+        "POST", REGISTER, Raw(json.dumps(OK_USER).encode(), "text/plain"), None, 403
+    ),
+    "register: username with a trailing newline": Case(
+        "POST", REGISTER, _user(username="newcomer\n"), None, 400
+    ),
+    "register: nested 1000 levels": Case("POST", REGISTER, Raw(DEEP), None, 400),
+    "register: nested 65 levels": Case("POST", REGISTER, Raw(nested(65)), None, 400),
     "register: oversize body": Case("POST", REGISTER, Oversize(), None, 413),
     "register: oversize streamed": Case("POST", REGISTER, Oversize(streamed=True), None, 413),
     # login
     "login: missing password": Case("POST", LOGIN, {"email": "alice@example.com"}, None, 400),
     "login: email not a string": Case("POST", LOGIN, {"email": 1, "password": "x"}, None, 400),
+    "login: nested 1000 levels": Case("POST", LOGIN, Raw(DEEP), None, 400),
+    "login: JSON sent as text/plain": Case(
+        "POST",
+        LOGIN,
+        Raw(
+            b'{"email": "alice@example.com", "password": "' + PASSWORD.encode() + b'"}',
+            "text/plain",
+        ),
+        None,
+        403,
+    ),
+    "login: form encoded": Case(
+        "POST",
+        LOGIN,
+        Raw(b"email=alice%40example.com&password=x", "application/x-www-form-urlencoded"),
+        None,
+        403,
+    ),
     # projects
     "project: no token": Case("POST", PROJECTS, {"title": "t"}, None, 401),
     "project: missing title": Case("POST", PROJECTS, {"description": "d"}, "alice", 400),
@@ -151,6 +189,17 @@ CASES: dict[str, Case] = {
     "message: recipient fractional": Case(
         "POST", MESSAGES, {"recipient_id": 1.5, "body": "hi"}, "bob", 400
     ),
+    # Strict types: an id is a JSON integer, not a string or a float that looks like one.
+    "message: recipient as a numeric string": Case(
+        "POST", MESSAGES, {"recipient_id": "{alice_text}", "body": "hi"}, "bob", 400
+    ),
+    "message: recipient as a whole float": Case(
+        "POST", MESSAGES, {"recipient_id": "{alice_float}", "body": "hi"}, "bob", 400
+    ),
+    "message: recipient in exponent notation": Case(
+        "POST", MESSAGES, Raw(b'{"recipient_id": 1e0, "body": "hi"}'), "bob", 400
+    ),
+    "message: nested 1000 levels": Case("POST", MESSAGES, Raw(DEEP), "bob", 400),
     "message: recipient null": Case(
         "POST", MESSAGES, {"recipient_id": None, "body": "hi"}, "bob", 400
     ),
@@ -190,6 +239,8 @@ async def world(client: httpx.AsyncClient, clean_db: AsyncEngine) -> dict[str, A
         )
         world[f"{name}_auth"] = bearer(login.json()["access_token"])
     client.cookies.clear()
+    world["alice_text"] = str(world["alice"])
+    world["alice_float"] = float(world["alice"])
     project = await client.post(PROJECTS, json={"title": "p"}, headers=world["alice_auth"])
     world["project"] = project.json()["id"]
     applied = await client.post(
@@ -276,3 +327,26 @@ async def test_the_world_fixture_requests_are_valid(
         headers = world[f"{who}_auth"] if who else {}
         response = await client.request(method, path, json=body, headers=headers)
         assert response.status_code in (200, 201), (path, response.text)
+
+
+async def test_deep_nesting_is_refused_before_decoding_and_logs_no_traceback(
+    client: httpx.AsyncClient, clean_db: AsyncEngine, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = await row_counts(clean_db)
+    for path in (REGISTER, LOGIN):
+        response = await client.post(
+            path, content=DEEP, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert "nested deeper than 64 levels" in response.json()["detail"]
+    # 64 levels are still decoded (and refused only because a username is a string).
+    response = await client.post(
+        REGISTER, content=nested(64), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "nested deeper" not in response.json()["detail"]
+    out, err = capfd.readouterr()
+    for text_ in (out, err):
+        assert "Traceback" not in text_ and "RecursionError" not in text_
+        assert "unhandled error" not in text_
+    assert await row_counts(clean_db) == before

@@ -241,26 +241,7 @@ def end_offsets(s: Settings, topic: str) -> dict[int, int]:
 
 def settings_env(s: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes Settings.from_env() rebuild `s` in a subprocess."""
-    t = s.kafka.topics
-    env = {
-        **os.environ,
-        "DATABASE_URL": s.database.url,
-        "KAFKA_BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
-        "KAFKA_TRANSACTIONAL_ID_PREFIX": s.kafka.transactional_id_prefix,
-        "TOPIC_USER_EVENTS": t.user,
-        "TOPIC_PROJECT_EVENTS": t.project,
-        "TOPIC_MESSAGE_EVENTS": t.message,
-        "TOPIC_PAYMENT_EVENTS": t.payment,
-        "TOPIC_RELAY_CHECKPOINTS": t.checkpoint,
-        "TOPIC_PARTITIONS": str(t.partitions),
-        "RELAY_SHARDS": str(s.relay.shards),
-        "CONSUMER_MAX_ATTEMPTS": str(s.consumers.max_attempts),
-        "CONSUMER_RETRY_BACKOFF_MS": str(s.consumers.retry_backoff_ms),
-        "CONSUMER_METRICS_PORT": str(s.consumers.metrics_port),
-        "LOG_LEVEL": "INFO",
-    }
-    env.update(extra)
-    return env
+    return {**os.environ, **s.to_env(), "LOG_LEVEL": "INFO", **extra}
 
 
 class ConsumersProcess:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -161,6 +162,20 @@ BAD_INTENTS: list[tuple[Any, str]] = [
     ({"amount": 100}, "currency"),
     ({"amount": 100, "currency": "usd", "confirm": True}, "confirm"),
     ([100, "usd"], ""),
+    # Strict types: no coercion of strings or floats where the schema says integer.
+    ({"amount": "100", "currency": "usd"}, "amount"),
+    ({"amount": 100.0, "currency": "usd"}, "amount"),
+    # Whole-string patterns: `$` must not let a trailing newline through.
+    ({"amount": 100, "currency": "usd\n"}, "currency"),
+]
+# Bodies json.dumps cannot write: an exponent is a float too.
+RAW_BAD_INTENTS = [b'{"amount": 1e3, "currency": "usd"}', b'{"amount": 1E2, "currency": "usd"}']
+BAD_SUBSCRIPTIONS: list[dict[str, Any]] = [
+    {"price_id": "prod_123"},
+    {"price_id": "plan_1", "payment_method": "card_1"},
+    {},
+    {"price_id": "plan_gold\n"},
+    {"price_id": "plan_gold", "payment_method": "pm_card_visa\n"},
 ]
 
 
@@ -173,7 +188,12 @@ async def test_bad_input_is_a_400_and_writes_nothing(
         response = await client.post(INTENT, json=body, headers=bearer(token))
         assert response.status_code == 400, (body, response.text)
         assert field in response.text, (body, response.text)
-    for body in ({"price_id": "prod_123"}, {"price_id": "plan_1", "payment_method": "card_1"}, {}):
+    for raw in RAW_BAD_INTENTS:
+        headers = {**bearer(token), "Content-Type": "application/json"}
+        response = await client.post(INTENT, content=raw, headers=headers)
+        assert response.status_code == 400, (raw, response.text)
+        assert "Expected `int`, got `float`" in response.text, response.text
+    for body in BAD_SUBSCRIPTIONS:
         response = await client.post(SUBSCRIPTION, json=body, headers=bearer(token))
         assert response.status_code == 400, (body, response.text)
     bad_key = {**bearer(token), "Idempotency-Key": "x" * 256}
@@ -260,3 +280,21 @@ async def test_config_gives_the_publishable_key_without_login(
     response = await client.get("/api/v1/payments/config")
     assert response.status_code == 200
     assert response.json() == {"publishable_key": ls_settings.stripe.publishable_key}
+
+
+def _file_holds(path: Path, needle: str) -> bool:
+    return path.exists() and needle.encode() in path.read_bytes()
+
+
+async def test_each_localstripe_keeps_its_state_in_a_file_of_its_own(
+    client: httpx.AsyncClient,
+    clean_db: AsyncEngine,
+    localstripe: LocalStripe,  # noqa: F811
+) -> None:
+    """localstripe's own default is one /tmp/localstripe.pickle for every server on the
+    machine (tests/localstripe_server.py)."""
+    _, token = await user_with_token(client)
+    created = await client.post(CUSTOMER, headers=bearer(token))
+    customer_id = created.json()["customer_id"]
+    assert _file_holds(localstripe.state_path, customer_id)
+    assert not _file_holds(Path("/tmp/localstripe.pickle"), customer_id)

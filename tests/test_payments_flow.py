@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -30,6 +31,12 @@ from tests.stripe_support import (
 from tests.test_consumers_support import wait_until
 
 APPLIED_WITHIN_S = 60.0
+
+
+def browser_over_http(s: Settings) -> Settings:
+    """The API is served over plain http on loopback here, where httpx (unlike a
+    browser on localhost) withholds a Secure cookie."""
+    return replace(s, api=replace(s.api, cookie_secure=False))
 
 
 async def logged_in(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -54,7 +61,7 @@ async def test_one_off_payment_from_intent_to_payment_processed(
     clean_db: AsyncEngine,
     localstripe: LocalStripe,  # noqa: F811
 ) -> None:
-    s = payment_settings(settings, "flow-pi", localstripe.base_url)
+    s = browser_over_http(payment_settings(settings, "flow-pi", localstripe.base_url))
     async with (
         served_api(s) as api_base,
         running_pipeline(s, clean_db),
@@ -63,7 +70,10 @@ async def test_one_off_payment_from_intent_to_payment_processed(
     ):
         await register_webhook(localstripe.base_url, api_base, s.stripe.webhook_secret)
         user = await logged_in(http)
-        customer = await http.post("/api/v1/payments/create-customer")
+        # A browser's cookie write must be JSON even without a body (CSRF, README).
+        customer = await http.post(
+            "/api/v1/payments/create-customer", headers={"Content-Type": "application/json"}
+        )
         assert customer.status_code == 200, customer.text
         intent = await http.post(
             "/api/v1/payments/create-payment-intent", json={"amount": 2500, "currency": "usd"}
@@ -114,7 +124,7 @@ async def test_subscription_from_creation_to_its_paid_invoice(
     clean_db: AsyncEngine,
     localstripe: LocalStripe,  # noqa: F811
 ) -> None:
-    s = payment_settings(settings, "flow-sub", localstripe.base_url)
+    s = browser_over_http(payment_settings(settings, "flow-sub", localstripe.base_url))
     async with (
         served_api(s) as api_base,
         running_pipeline(s, clean_db),

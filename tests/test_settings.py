@@ -66,3 +66,45 @@ def test_to_env_round_trips() -> None:
     )
     s = replace(s, relay=replace(s.relay, batch_size=33))
     assert Settings.from_env(s.to_env()) == s
+
+
+def test_to_env_carries_every_setting_to_a_child_process() -> None:
+    """Child processes (relay, consumers, `connectin up`'s, tests' and benchmarks')
+    get their configuration only through to_env: a field it forgot would silently be
+    the default there, e.g. production with the parent's test secrets."""
+    env = {
+        "CONNECTIN_ENV": "test",
+        "DATABASE_POOL_SIZE": "3",
+        "DATABASE_MAX_OVERFLOW": "4",
+        "RELAY_TRANSACTION_TIMEOUT_MS": "5000",
+        "RELAY_LINGER_MS": "7",
+        "RELAY_COMPRESSION": "zstd",
+        "OUTBOX_RETENTION_HOURS": "1.5",
+        "OUTBOX_RETENTION_BATCH": "11",
+        "RELAY_FAILPOINT": "before_produce:0.5",
+        "JWT_SECRET": "j" * 40,
+        "JWT_ISSUER": "iss",
+        "JWT_AUDIENCE": "aud",
+        "JWT_TTL_S": "60",
+        "LOGIN_ATTEMPTS_PER_MINUTE": "3",
+        "CORS_ORIGINS": "https://a.example,https://b.example",
+        "API_MAX_BODY_BYTES": "2048",
+        "OPS_TOKEN": "o" * 40,
+        "COOKIE_SECURE": "false",
+        "STRIPE_SECRET_KEY": "sk_test_" + "s" * 30,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_p",
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 30,
+        "STRIPE_API_BASE": "http://127.0.0.1:1",
+        "STRIPE_MAX_AMOUNT": "99",
+        "STRIPE_CURRENCIES": "usd",
+        "STRIPE_WEBHOOK_TOLERANCE_S": "9",
+        "STATUS_MAX_OLDEST_UNPUBLISHED_S": "2.5",
+        "STATUS_MAX_CONSUMER_LAG": "8",
+        "CONSUMER_INSTANCE_ID": "c-1",
+    }
+    s = Settings.from_env(env)
+    defaults = Settings()
+    for section in ("database", "relay", "consumers", "auth", "api", "stripe", "status"):
+        assert getattr(s, section) != getattr(defaults, section), section
+    assert s.environment != defaults.environment
+    assert Settings.from_env(s.to_env()) == s

@@ -23,6 +23,8 @@ from typing import Annotated, Any
 
 from litestar.params import HeaderParameter
 
+from api.bodies import anchored
+
 HEADER = "Idempotency-Key"
 
 ClientKey = Annotated[
@@ -32,7 +34,7 @@ ClientKey = Annotated[
         required=False,
         min_length=1,
         max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=anchored(r"[\x21-\x7e]+"),
         description="optional; a retry with the same key returns the same Stripe object",
     ),
 ]

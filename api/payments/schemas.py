@@ -9,14 +9,18 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from api.bodies import anchored
+
 MAX_MINOR_UNITS = 99_999_999  # Stripe's own ceiling on `amount` (8 digits)
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_MINOR_UNITS, description="minor units (cents)")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217, e.g. usd")]
+Currency = Annotated[str, Meta(pattern=anchored("[A-Za-z]{3}"), description="ISO 4217, e.g. usd")]
 # Prices (`price_…`) and legacy plans (`plan_…`): the prefix says which field Stripe
 # expects, so it is required.
-PriceId = Annotated[str, Meta(max_length=255, pattern=r"^(price|plan)_[A-Za-z0-9_-]{1,200}$")]
-PaymentMethodId = Annotated[str, Meta(max_length=255, pattern=r"^pm_[A-Za-z0-9_]{1,200}$")]
+PriceId = Annotated[
+    str, Meta(max_length=255, pattern=anchored("(price|plan)_[A-Za-z0-9_-]{1,200}"))
+]
+PaymentMethodId = Annotated[str, Meta(max_length=255, pattern=anchored("pm_[A-Za-z0-9_]{1,200}"))]
 
 
 class PaymentIntentIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,6 +20,7 @@ from api.auth import (
     needs_rehash,
     verify_password,
 )
+from api.csrf import BROWSER_JSON_ONLY
 from api.deps import AppSettings, ClientAddress, DbEngine, DbSession, LoginLimiter, TraceParent
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
@@ -34,7 +35,7 @@ from api.schemas import (
 )
 from core.tables import User
 
-PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True}
+PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
 
 
 def user_out(user: User) -> UserOut:
@@ -140,7 +141,7 @@ async def login(
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=settings.api.cookie_secure,
     )
     body = TokenOut(access_token=token, token_type="bearer", expires_in=settings.auth.token_ttl_s)
     return Response(body, cookies=[cookie])
