@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import structlog
-from prometheus_client import start_http_server
 
 from core.db import create_engine
 from core.lifecycle import StopSignal
+from core.metrics_server import EXIT_PORT_TAKEN, MetricsPortTaken, start_metrics_server
 from core.settings import Settings
 from core.topics import TopicError
 from relay.service import Relay
@@ -18,7 +18,11 @@ async def run(settings: Settings) -> int:
     stop = StopSignal()
     stop.install()
     if settings.relay.metrics_port:
-        start_http_server(settings.relay.metrics_port)
+        try:
+            start_metrics_server(settings.relay.metrics_port, "RELAY_METRICS_PORT")
+        except MetricsPortTaken as exc:
+            log.error("relay cannot start", reason=str(exc))
+            return EXIT_PORT_TAKEN
     engine = create_engine(
         settings.database, application_name="connectin-relay-worker", pre_ping=False
     )
