@@ -43,6 +43,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None:
@@ -126,6 +133,11 @@ class KafkaSettings:
         )
 
 
+# Codecs librdkafka writes. Readers need the same codec: plain aiokafka (the seed's
+# client) and KafkaJS read only gzip and none without extra packages or plugins.
+COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     shards: int = 4
@@ -134,7 +146,7 @@ class RelaySettings:
     lock_check_ms: int = 1000
     transaction_timeout_ms: int = 30_000
     linger_ms: int = 2
-    compression: str = "lz4"
+    compression: str = "gzip"
     retention_hours: float = 72.0
     retention_batch: int = 10_000
     max_message_bytes: int = 1_000_000
@@ -220,6 +232,7 @@ class Settings:
             "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
             "RELAY_METRICS_PORT": str(self.relay.metrics_port),
             "RELAY_MAX_MESSAGE_BYTES": str(self.relay.max_message_bytes),
+            "RELAY_COMPRESSION": self.relay.compression,
             "CONSUMER_MAX_ATTEMPTS": str(self.consumers.max_attempts),
             "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
             "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
@@ -260,7 +273,9 @@ class Settings:
                     e, "RELAY_TRANSACTION_TIMEOUT_MS", d.relay.transaction_timeout_ms, 1000
                 ),
                 linger_ms=_int(e, "RELAY_LINGER_MS", d.relay.linger_ms),
-                compression=e.get("RELAY_COMPRESSION") or d.relay.compression,
+                compression=_choice(
+                    e, "RELAY_COMPRESSION", d.relay.compression, COMPRESSION_CODECS
+                ),
                 retention_hours=_float(e, "OUTBOX_RETENTION_HOURS", d.relay.retention_hours),
                 retention_batch=_int(
                     e, "OUTBOX_RETENTION_BATCH", d.relay.retention_batch, minimum=1

@@ -27,12 +27,13 @@ async def run(settings: Settings) -> int:
         settings.database, application_name="connectin-relay-worker", pre_ping=False
     )
     log.info("relay starting", shards=settings.relay.shards, batch_size=settings.relay.batch_size)
+    relay = Relay(settings, engine, stop)
     try:
-        await Relay(settings, engine, stop).run()
+        await relay.run()
     except TopicError as exc:
         log.error("relay cannot start", reason=str(exc))
         return 2
     finally:
         await engine.dispose()
     log.info("relay stopped", reason=stop.reason or "run ended")
-    return 0
+    return 1 if relay.failed else 0

@@ -28,7 +28,12 @@ def test_plain_postgres_urls_are_driven_by_asyncpg() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RELAY_SHARDS", "zero"), ("RELAY_SHARDS", "0"), ("RELAY_BATCH_SIZE", "-1")],
+    [
+        ("RELAY_SHARDS", "zero"),
+        ("RELAY_SHARDS", "0"),
+        ("RELAY_BATCH_SIZE", "-1"),
+        ("RELAY_COMPRESSION", "brotli"),
+    ],
 )
 def test_bad_values_fail_clearly(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
@@ -37,5 +42,5 @@ def test_bad_values_fail_clearly(name: str, value: str) -> None:
 
 def test_to_env_round_trips() -> None:
     s = Settings.from_env({"RELAY_SHARDS": "7", "TOPIC_USER_EVENTS": "u", "LOG_LEVEL": "debug"})
-    s = replace(s, relay=replace(s.relay, batch_size=33))
+    s = replace(s, relay=replace(s.relay, batch_size=33, compression="zstd"))
     assert Settings.from_env(s.to_env()) == s
