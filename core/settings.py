@@ -146,7 +146,7 @@ class RelaySettings:
     lock_check_ms: int = 1000
     transaction_timeout_ms: int = 30_000
     linger_ms: int = 2
-    compression: str = "gzip"
+    compression: str = "none"
     retention_hours: float = 72.0
     retention_batch: int = 10_000
     max_message_bytes: int = 1_000_000
