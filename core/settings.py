@@ -144,6 +144,10 @@ class RelaySettings:
     batch_size: int = 1000
     idle_poll_ms: int = 10
     lock_check_ms: int = 1000
+    # A relay whose lease connection has been idle this long (frozen, event loop
+    # blocked) loses its shards: a live relay terminates that backend. Keep it well
+    # above any pause a healthy relay can have; its own heartbeat beats 4x as often.
+    lease_timeout_ms: int = 5000
     transaction_timeout_ms: int = 30_000
     linger_ms: int = 2
     compression: str = "none"
@@ -230,6 +234,7 @@ class Settings:
             "RELAY_BATCH_SIZE": str(self.relay.batch_size),
             "RELAY_IDLE_POLL_MS": str(self.relay.idle_poll_ms),
             "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
+            "RELAY_LEASE_TIMEOUT_MS": str(self.relay.lease_timeout_ms),
             "RELAY_METRICS_PORT": str(self.relay.metrics_port),
             "RELAY_MAX_MESSAGE_BYTES": str(self.relay.max_message_bytes),
             "RELAY_COMPRESSION": self.relay.compression,
@@ -245,6 +250,15 @@ class Settings:
         e: Mapping[str, str] = os.environ if env is None else env
         d = cls()
         shards = _int(e, "RELAY_SHARDS", d.relay.shards, minimum=1)
+        lock_check_ms = _int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50)
+        # Detection needs a couple of lock checks of slack; a slower check interval
+        # raises the default rather than failing on a variable nobody set.
+        lease_timeout_ms = _int(
+            e,
+            "RELAY_LEASE_TIMEOUT_MS",
+            max(d.relay.lease_timeout_ms, 2 * lock_check_ms),
+            minimum=2 * lock_check_ms,
+        )
         return cls(
             database=DatabaseSettings(
                 url=async_database_url(e.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
@@ -268,7 +282,8 @@ class Settings:
                 shards=shards,
                 batch_size=_int(e, "RELAY_BATCH_SIZE", d.relay.batch_size, minimum=1),
                 idle_poll_ms=_int(e, "RELAY_IDLE_POLL_MS", d.relay.idle_poll_ms, minimum=1),
-                lock_check_ms=_int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50),
+                lock_check_ms=lock_check_ms,
+                lease_timeout_ms=lease_timeout_ms,
                 transaction_timeout_ms=_int(
                     e, "RELAY_TRANSACTION_TIMEOUT_MS", d.relay.transaction_timeout_ms, 1000
                 ),

@@ -51,3 +51,7 @@ SHARDS_PARKED = Gauge(
     "connectin_relay_shards_parked",
     "Shards this relay holds but stopped after a permanent database error",
 )
+EVICTIONS = Counter(
+    "connectin_relay_evictions_total",
+    "Frozen relays (lease connection idle past RELAY_LEASE_TIMEOUT_MS) this relay evicted",
+)

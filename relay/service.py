@@ -83,6 +83,7 @@ class Relay:
             ("relay-backlog-metrics", self._report_backlog),
             ("relay-retention", self._retention),
             ("relay-pending-watch", self._watch.run),
+            ("relay-lease-heartbeat", self._heartbeat),
         ]
 
     def _supervise(self) -> None:
@@ -135,6 +136,7 @@ class Relay:
         if self._leases is None:
             self._leases = await ShardLeases.open(self._settings)
         leases = self._leases
+        await self._evict_frozen(leases)
         held = await leases.held()
         self._parked &= held
         for shard in list(self._workers):
@@ -170,6 +172,33 @@ class Relay:
                 self._start(shard)
         metrics.SHARDS_LED.set(len(self._workers))
         metrics.SHARDS_PARKED.set(len(self._parked))
+
+    async def _evict_frozen(self, leases: ShardLeases) -> None:
+        """Free the shards of relays that stopped beating (relay/leases.py)."""
+        timeout_s = self._settings.relay.lease_timeout_ms / 1000
+        for evicted in await leases.evict_stale(timeout_s):
+            metrics.EVICTIONS.inc()
+            log.warning(
+                "frozen relay evicted: terminated its lease backend to take its shards",
+                backend_pid=evicted.pid,
+                idle_s=round(evicted.idle_s, 1),
+                shards=evicted.shards,
+                terminated=evicted.gone,
+            )
+
+    async def _heartbeat(self) -> None:
+        relay = self._settings.relay
+        interval = min(relay.lock_check_ms, relay.lease_timeout_ms / 4) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            leases = self._leases
+            if leases is None:
+                continue
+            try:
+                await leases.beat()
+            except DB_ERRORS as exc:
+                # The lease loop meets the same error on its next check and handles it.
+                log.debug("lease heartbeat failed", error=first_line(exc))
 
     def _start(self, shard: int) -> None:
         worker = ShardWorker(shard, self._settings, self._store, self._watch)

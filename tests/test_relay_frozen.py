@@ -1,0 +1,170 @@
+"""Frozen relays: a relay stops making progress with its connections open (SIGSTOP).
+Another relay must take its shards within a bound set by RELAY_LEASE_TIMEOUT_MS, and
+when the frozen one wakes it must be fenced: every event exactly once in
+read_committed, per-key sequences 1..n."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.leadership import lock_namespace
+from core.settings import Settings
+from tests.conftest import isolate
+from tests.kafka_support import (
+    assert_exactly_once_in_order,
+    read_committed,
+    wait_all_published,
+    writing,
+)
+from tests.process_support import Process, settings_env
+
+LEASE_TIMEOUT_MS = 3000
+LOCK_CHECK_MS = 300
+# The contract is "lease timeout + a couple of checks"; the margin absorbs a loaded
+# machine, and without eviction the shards would never move at all.
+TAKEOVER_BOUND_S = LEASE_TIMEOUT_MS / 1000 + 20
+
+
+def frozen_settings(settings: Settings, tag: str) -> Settings:
+    s = isolate(settings, tag)
+    return replace(
+        s,
+        relay=replace(
+            s.relay,
+            batch_size=50,
+            lock_check_ms=LOCK_CHECK_MS,
+            lease_timeout_ms=LEASE_TIMEOUT_MS,
+        ),
+    )
+
+
+def local_ports(pid: int) -> set[int]:
+    """TCP ports of the sockets process `pid` has open (its Postgres connections)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def backends_of(engine: AsyncEngine, pid: int) -> list[int]:
+    ports = sorted(local_ports(pid))
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) "
+            "AND datname = current_database()",
+            (ports,),
+        )
+        return [int(r[0]) for r in rows]
+
+
+async def shards_by_backend(engine: AsyncEngine, s: Settings) -> dict[int, int]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
+            "::int::oid GROUP BY pid"
+        )
+        return {int(pid): int(n) for pid, n in rows}
+
+
+async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
+    """Poll the async predicate `check` until true; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        if await check():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_off: bool) -> None:
+    s = frozen_settings(settings, tag)
+    relays = [Process("relay", settings_env(s)), Process("relay", settings_env(s))]
+    frozen: Process | None = None
+    try:
+        async with writing(engine, s) as ids:
+
+            async def split() -> bool:
+                return sorted((await shards_by_backend(engine, s)).values()) == [2, 2]
+
+            await wait_for("shards split 2/2", split, 60)
+            counts = await shards_by_backend(engine, s)
+            held = {
+                r.pid: sum(counts.get(b, 0) for b in await backends_of(engine, r.pid))
+                for r in relays
+            }
+            frozen = max(relays, key=lambda r: held[r.pid])
+            live = next(r for r in relays if r is not frozen)
+            assert held[frozen.pid] == 2, held
+            frozen_backends = await backends_of(engine, frozen.pid)
+            frozen.popen.send_signal(signal.SIGSTOP)
+            if cut_off:
+                async with engine.connect() as conn:
+                    await conn.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid, 5000) FROM unnest($1::int[]) AS pid",
+                        (frozen_backends,),
+                    )
+
+            async def live_leads_all() -> bool:
+                counts = await shards_by_backend(engine, s)
+                mine = await backends_of(engine, live.pid)
+                return sum(counts.get(b, 0) for b in mine) == s.relay.shards
+
+            await wait_for("the live relay leads every shard", live_leads_all, TAKEOVER_BOUND_S)
+            # Events written while the frozen relay is stopped are published by the other.
+            before = len(ids)
+
+            async def more_written() -> bool:
+                return len(ids) >= before + 100
+
+            await wait_for("writes go on", more_written, 60)
+            frozen.popen.send_signal(signal.SIGCONT)
+
+            async def frozen_lost_its_lease() -> bool:
+                text = frozen.log_path.read_text(errors="replace")
+                return "lease connection lost" in text
+
+            await wait_for("the thawed relay noticed it lost its leases", frozen_lost_its_lease, 60)
+        await wait_all_published(engine, timeout_s=120)
+    finally:
+        if frozen is not None and frozen.alive():
+            frozen.popen.send_signal(signal.SIGCONT)
+        codes = [r.terminate() for r in relays]
+    assert codes == [0, 0], "\n".join(r.log_tail() for r in relays)
+    live_log = live.log_path.read_text()
+    if not cut_off:
+        assert "frozen relay evicted" in live_log, live.log_tail()
+    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
+    assert_exactly_once_in_order(published, set(ids))
+
+
+async def test_frozen_relay_loses_its_shards_and_is_fenced_when_it_wakes(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    await run_frozen(settings, clean_db, "frozen", cut_off=False)
+
+
+async def test_frozen_relay_cut_off_from_postgres_is_fenced_when_it_wakes(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    await run_frozen(settings, clean_db, "cutoff", cut_off=True)
