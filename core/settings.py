@@ -111,6 +111,10 @@ class KafkaSettings:
     bootstrap_servers: str = DEFAULT_KAFKA
     transactional_id_prefix: str = "connectin"
     topics: TopicSettings = field(default_factory=TopicSettings)
+    # Nodes of the cluster `connectin services up` runs locally (its first node at
+    # KAFKA_BOOTSTRAP_SERVERS); 3 gives replicated topics. Ignored for servers it did
+    # not start.
+    local_brokers: int = 1
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         return {"bootstrap.servers": self.bootstrap_servers}
@@ -224,6 +228,7 @@ class Settings:
             "DATABASE_URL": self.database.url,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "KAFKA_TRANSACTIONAL_ID_PREFIX": self.kafka.transactional_id_prefix,
+            "KAFKA_LOCAL_BROKERS": str(self.kafka.local_brokers),
             "TOPIC_USER_EVENTS": t.user,
             "TOPIC_PROJECT_EVENTS": t.project,
             "TOPIC_MESSAGE_EVENTS": t.message,
@@ -269,6 +274,7 @@ class Settings:
                 bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS") or d.kafka.bootstrap_servers,
                 transactional_id_prefix=e.get("KAFKA_TRANSACTIONAL_ID_PREFIX")
                 or d.kafka.transactional_id_prefix,
+                local_brokers=_int(e, "KAFKA_LOCAL_BROKERS", d.kafka.local_brokers, minimum=1),
                 topics=TopicSettings(
                     user=e.get("TOPIC_USER_EVENTS") or d.kafka.topics.user,
                     project=e.get("TOPIC_PROJECT_EVENTS") or d.kafka.topics.project,

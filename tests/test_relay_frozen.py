@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.leadership import lock_namespace
 from core.settings import Settings
+from tests.cluster_support import wait_for
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
@@ -84,17 +83,6 @@ async def shards_by_backend(engine: AsyncEngine, s: Settings) -> dict[int, int]:
             "::int::oid GROUP BY pid"
         )
         return {int(pid): int(n) for pid, n in rows}
-
-
-async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
-    """Poll the async predicate `check` until true; returns the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if await check():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-        await asyncio.sleep(0.1)
 
 
 async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_off: bool) -> None:
