@@ -3,9 +3,9 @@
 `up` reuses whatever already answers at the configured addresses, else starts the
 compose services when a Docker engine answers, else runs them locally (Debian's
 PostgreSQL, Kafka's jars on Java). It records what it started under
-`.cache/services/` so `down` stops only that. The crash tests call
-`stop_kafka`/`start_kafka`/`stop_postgres`/`start_postgres` (and the `restart_*`
-pairs) to take a server away mid-stream.
+`.cache/services/` so `down` stops only that. The API-write benchmark calls
+`stop_kafka`/`start_kafka` to take the broker away mid-run; the failover tests run
+servers of their own (tests/cluster_support.py) instead of touching these.
 """
 
 from __future__ import annotations
@@ -38,15 +38,11 @@ __all__ = [
     "ServiceError",
     "ensure_up",
     "env_for",
-    "restart_kafka",
-    "restart_postgres",
     "services_app",
     "start_kafka",
-    "start_postgres",
     "status",
     "stop",
     "stop_kafka",
-    "stop_postgres",
 ]
 
 
@@ -174,33 +170,6 @@ def start_kafka(settings: Settings, *, log: Log = log_stderr) -> None:
         _wait(KAFKA, settings, DOCKER_WAIT_S)
     else:
         _start_local_kafka(_as_started(settings), log)
-
-
-def restart_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
-    stop_kafka(settings, hard=hard, log=log)
-    start_kafka(settings, log=log)
-
-
-def stop_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
-    """Take the database away: fast shutdown or, with `immediate`, no checkpoint (a crash)."""
-    if _mode(POSTGRES) == "docker":
-        (docker_services.kill if immediate else docker_services.stop)([POSTGRES], log)
-    else:
-        local_postgres.stop(settings, log, immediate=immediate)
-
-
-def start_postgres(settings: Settings, *, log: Log = log_stderr) -> None:
-    if _mode(POSTGRES) == "docker":
-        docker_services.start([POSTGRES], log)
-        _wait(POSTGRES, settings, DOCKER_WAIT_S)
-    else:
-        local_postgres.start(settings, log)
-        local_postgres.wait_ready(settings)
-
-
-def restart_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
-    stop_postgres(settings, immediate=immediate, log=log)
-    start_postgres(settings, log=log)
 
 
 # ---- CLI -------------------------------------------------------------------------------
