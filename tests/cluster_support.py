@@ -94,16 +94,19 @@ class OwnPostgres:
     def url(self) -> str:
         return f"postgresql://connectin:connectin@127.0.0.1:{self.port}/connectin?sslmode=disable"
 
-    def _user(self) -> dict[str, object]:
+    @staticmethod
+    def _user() -> tuple[int | None, int | None, list[int] | None]:
+        """(uid, gid, supplementary groups) to run the server as: `postgres` when we
+        are root, else ourselves."""
         if os.geteuid() != 0:
-            return {}
+            return None, None, None
         entry = pwd.getpwnam("postgres")
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        return entry.pw_uid, entry.pw_gid, []
 
     def init(self) -> None:
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("postgres")
-            os.chown(self.data.parent, entry.pw_uid, entry.pw_gid)
+        uid, gid, groups = self._user()
+        if uid is not None and gid is not None:
+            os.chown(self.data.parent, uid, gid)
         subprocess.run(
             [
                 str(_pg_version_dir() / "initdb"),
@@ -116,10 +119,13 @@ class OwnPostgres:
             ],
             check=True,
             capture_output=True,
-            **self._user(),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
 
     def start(self, timeout_s: float = 120) -> None:
+        uid, gid, groups = self._user()
         out = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             [
@@ -140,7 +146,9 @@ class OwnPostgres:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **self._user(),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
         out.close()
         popen = self.popen
