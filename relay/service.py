@@ -23,6 +23,7 @@ from relay.outbox_store import OutboxStore
 from relay.pending_watch import PendingWatch
 from relay.retention import delete_published
 from relay.shard_worker import ShardWorker
+from relay.watchdog import LoopWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,7 @@ class Relay:
         self._leases: ShardLeases | None = None
         self._side: dict[str, asyncio.Task[None]] = {}
         self.failed = False
+        self._watchdog = LoopWatchdog(settings.relay.lease_timeout_ms / 2000)
 
     @property
     def led_shards(self) -> set[int]:
@@ -84,6 +86,7 @@ class Relay:
             ("relay-retention", self._retention),
             ("relay-pending-watch", self._watch.run),
             ("relay-lease-heartbeat", self._heartbeat),
+            ("relay-watchdog", self._watchdog.run),
         ]
 
     def _supervise(self) -> None:
