@@ -233,13 +233,22 @@ num.recovery.threads.per.data.dir=2
     def stop(self, log: Log, *, hard: bool = False, timeout: float = STOP_TIMEOUT_S) -> bool:
         """SIGTERM (controlled shutdown) or, with `hard`, SIGKILL like a crash. False
         when the node was not running."""
+        pid = self.send_stop(log, hard=hard)
+        if pid is not None:
+            self.wait_stopped(pid, log, timeout)
+        return pid is not None
+
+    def send_stop(self, log: Log, *, hard: bool) -> int | None:
         pid = self.running_pid()
         if pid is None:
-            return False
+            return None
         log(f"kafka: stopping node {self.node_id} pid {pid} ({'SIGKILL' if hard else 'SIGTERM'})")
         # ProcessLookupError: it died between the check and the signal, which is the goal.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+        return pid
+
+    def wait_stopped(self, pid: int, log: Log, timeout: float = STOP_TIMEOUT_S) -> None:
         if not _wait_gone(pid, timeout):
             log(f"kafka: node pid {pid} still running after {timeout:.0f} s, sending SIGKILL")
             with contextlib.suppress(ProcessLookupError):
@@ -247,7 +256,6 @@ num.recovery.threads.per.data.dir=2
             if not _wait_gone(pid, 10.0):
                 raise ServiceError(f"kafka node pid {pid} survived SIGKILL")
         self.pid_file.unlink(missing_ok=True)
-        return True
 
 
 @dataclass(frozen=True)
@@ -329,8 +337,14 @@ class KafkaCluster:
         return True
 
     def stop(self, log: Log, *, hard: bool = False) -> bool:
-        stopped = [n.stop(log, hard=hard) for n in self.nodes()]
-        return any(stopped)
+        """Stop every node; False if none was running. All are signalled first: a node
+        stopped alone after the others has no controller quorum and its controlled
+        shutdown would hang until the timeout."""
+        pids = {n.node_id: n.send_stop(log, hard=hard) for n in self.nodes()}
+        for node_id, pid in pids.items():
+            if pid is not None:
+                self.node(node_id).wait_stopped(pid, log)
+        return any(pid is not None for pid in pids.values())
 
 
 def _java() -> str:

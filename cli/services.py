@@ -20,6 +20,7 @@ from cli.service_common import (
     Log,
     ServiceError,
     clear_marker,
+    kafka_address,
     kafka_answers,
     log_stderr,
     postgres_answers,
@@ -61,13 +62,23 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _as_started(settings: Settings) -> Settings:
-    """`settings` with the size of the local cluster `up` started (its marker), so
-    `env`, `down` and the restart helpers see every node without being told again."""
+def _as_started(settings: Settings, *, any_address: bool = False) -> Settings:
+    """`settings` with the local cluster `up` started (its marker: address and size),
+    so `env`, `status` and `down` see every node without being told again. Unless
+    `any_address` (what `down` wants: stop what was started), only a marker for the
+    configured address counts: a stale one for other ports must not make `env` list
+    addresses nobody serves."""
     marker = read_marker(KAFKA) or {}
-    if marker.get("mode") != "local" or "brokers" not in marker:
+    address = marker.get("address")
+    if marker.get("mode") != "local" or address is None:
         return settings
-    return replace(settings, kafka=replace(settings.kafka, local_brokers=int(marker["brokers"])))
+    host, port = kafka_address(settings)
+    if not any_address and address != f"{host}:{port}":
+        return settings
+    kafka = replace(
+        settings.kafka, bootstrap_servers=address, local_brokers=int(marker.get("brokers", "1"))
+    )
+    return replace(settings, kafka=kafka)
 
 
 def status(settings: Settings) -> dict[str, bool]:
@@ -95,7 +106,15 @@ def _start_local_postgres(settings: Settings, log: Log) -> None:
 
 def _start_local_kafka(settings: Settings, log: Log) -> None:
     if local_kafka.start(settings, log):
-        write_marker(KAFKA, {"mode": "local", "brokers": str(settings.kafka.local_brokers)})
+        host, port = kafka_address(settings)
+        write_marker(
+            KAFKA,
+            {
+                "mode": "local",
+                "brokers": str(settings.kafka.local_brokers),
+                "address": f"{host}:{port}",
+            },
+        )
     else:
         # Our broker is running but did not answer the probe yet (still starting).
         _wait(KAFKA, settings, local_kafka.START_TIMEOUT_S)
@@ -127,7 +146,7 @@ def ensure_up(settings: Settings, log: Log = log_stderr) -> dict[str, str]:
 
 def stop(settings: Settings, log: Log = log_stderr) -> None:
     """Stop what `ensure_up` started; leave servers someone else runs alone."""
-    settings = _as_started(settings)
+    settings = _as_started(settings, any_address=True)
     kafka_mode = _mode(KAFKA)
     if kafka_mode == "docker":
         docker_services.stop([KAFKA], log)
@@ -152,7 +171,7 @@ def stop(settings: Settings, log: Log = log_stderr) -> None:
 
 def stop_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
     """Take the broker away: SIGTERM (controlled shutdown) or, with `hard`, SIGKILL."""
-    settings = _as_started(settings)
+    settings = _as_started(settings, any_address=True)
     mode = _mode(KAFKA)
     if mode == "docker":
         (docker_services.kill if hard else docker_services.stop)([KAFKA], log)
@@ -169,7 +188,7 @@ def start_kafka(settings: Settings, *, log: Log = log_stderr) -> None:
         docker_services.start([KAFKA], log)
         _wait(KAFKA, settings, DOCKER_WAIT_S)
     else:
-        _start_local_kafka(_as_started(settings), log)
+        _start_local_kafka(_as_started(settings, any_address=True), log)
 
 
 # ---- CLI -------------------------------------------------------------------------------
