@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # SQLSTATE classes and codes that describe the moment, not the statement.
 TRANSIENT_SQLSTATE_PREFIXES = (
@@ -48,7 +49,14 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 # Everything a database call can raise, of either kind: what callers catch before
 # asking is_transient.
-DATABASE_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DATABASE_ERRORS = (
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -58,6 +66,9 @@ def is_transient(exc: BaseException) -> bool:
     if code is not None:
         return code.startswith(TRANSIENT_SQLSTATE_PREFIXES)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, PoolTimeout):
+        # Every pooled connection busy: load, not the statement.
         return True
     inner = _innermost(exc)
     if isinstance(inner, asyncpg.InterfaceError):
