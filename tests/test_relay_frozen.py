@@ -6,21 +6,27 @@ read_committed, per-key sequences 1..n."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.leadership import lock_namespace
 from core.settings import Settings
+from relay.outbox_store import OutboxRow
+from relay.producer import ProducerFenced, ShardProducer
 from tests.cluster_support import wait_for
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
     read_committed,
     wait_all_published,
+    write_events,
     writing,
 )
 from tests.process_support import Process, settings_env
@@ -156,3 +162,45 @@ async def test_frozen_relay_cut_off_from_postgres_is_fenced_when_it_wakes(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     await run_frozen(settings, clean_db, "cutoff", cut_off=True)
+
+
+async def test_a_live_zombie_producer_is_fenced_by_the_new_leader(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """A leader's producer that is still alive (its relay frozen, then thawed) tries to
+    commit after a relay took its shard: init_transactions() of the new leader fenced
+    it, so its commit fails and nothing of its batch is visible in read_committed."""
+    s = frozen_settings(settings, "zombie")
+    zombie = ShardProducer(s.kafka, s.relay, shard=0)
+    await asyncio.to_thread(zombie.init_transactions)
+    relay = Process("relay", settings_env(s))
+    try:
+
+        async def relay_leads_everything() -> bool:
+            return sorted((await shards_by_backend(clean_db, s)).values()) == [s.relay.shards]
+
+        await wait_for("the relay leads every shard", relay_leads_everything, 60)
+        # Shard 0 has events and they were published: the relay's shard 0 worker ran
+        # init_transactions() for the zombie's transactional id after the zombie did.
+        ids = await write_events(clean_db, s, 40, keys=20)
+        await wait_all_published(clean_db)
+        async with clean_db.connect() as conn:
+            on_shard_0 = await conn.exec_driver_sql("SELECT count(*) FROM outbox WHERE shard = 0")
+            assert on_shard_0.scalar_one() > 0
+        value = json.dumps({"event_id": str(uuid.uuid4()), "event_type": "zombie"})
+        row = OutboxRow(
+            id=10**9,
+            event_id="zombie",
+            topic=s.kafka.topics.user,
+            key="agg:zombie",
+            value=value,
+            headers={},
+            chars=len(value),
+        )
+        with pytest.raises(ProducerFenced, match=r"(?i)fenced"):
+            await asyncio.to_thread(zombie.publish, [row])
+    finally:
+        await asyncio.to_thread(zombie.close)
+        assert relay.terminate() == 0, relay.log_tail()
+    events = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
+    assert_exactly_once_in_order(events, set(ids))
