@@ -124,7 +124,10 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
                 mine = await backends_of(engine, live.pid)
                 return sum(counts.get(b, 0) for b in mine) == s.relay.shards
 
-            await wait_for("the live relay leads every shard", live_leads_all, TAKEOVER_BOUND_S)
+            took = await wait_for(
+                "the live relay leads every shard", live_leads_all, TAKEOVER_BOUND_S
+            )
+            print(f"shards moved {took:.1f} s after SIGSTOP (lease timeout {LEASE_TIMEOUT_MS} ms)")
             # Events written while the frozen relay is stopped are published by the other.
             before = len(ids)
 
