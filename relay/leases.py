@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import CursorResult, NullPool, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from core.db_errors import DATABASE_ERRORS
+from core.db_errors import DATABASE_ERRORS, is_transient
 from core.leadership import lock_namespace, relay_application_name
 from core.settings import Settings
 
@@ -67,7 +67,7 @@ class ShardLeases:
         self._app = app
         # The heartbeat and the lease checks share the connection; one query at a time.
         self._lock = asyncio.Lock()
-        # The first error on the connection, re-raised by every later call: whoever
+        # The first connection-level error, re-raised by every later call: whoever
         # meets it first (often the heartbeat), the lease loop sees the real cause,
         # not SQLAlchemy's "invalid transaction" that follows it.
         self._broken: BaseException | None = None
@@ -79,7 +79,8 @@ class ShardLeases:
             try:
                 result: CursorResult[Any] = await self._conn.execute(statement, params)
             except DATABASE_ERRORS as exc:
-                self._broken = exc
+                if is_transient(exc):
+                    self._broken = exc
                 raise
             return result
 

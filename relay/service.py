@@ -179,7 +179,17 @@ class Relay:
     async def _evict_frozen(self, leases: ShardLeases) -> None:
         """Free the shards of relays that stopped beating (relay/leases.py)."""
         timeout_s = self._settings.relay.lease_timeout_ms / 1000
-        for evicted in await leases.evict_stale(timeout_s):
+        try:
+            evicted_relays = await leases.evict_stale(timeout_s)
+        except DB_ERRORS as exc:
+            if is_transient(exc):
+                raise
+            # E.g. relays of this deployment log in as different roles: terminating
+            # another's backend needs the same role or pg_signal_backend. Leading our
+            # own shards goes on; frozen peers keep theirs until they wake or die.
+            report(exc, "cannot evict frozen relays", "leases")
+            return
+        for evicted in evicted_relays:
             metrics.EVICTIONS.inc()
             log.warning(
                 "frozen relay evicted: terminated its lease backend to take its shards",
