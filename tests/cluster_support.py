@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.local_kafka import KafkaCluster
 from cli.service_common import ServiceError, wait_until
+from core.settings import Settings
 
 PG_BIN = Path("/usr/lib/postgresql")
 
@@ -233,6 +235,44 @@ __all__ = [
     "stop_own_postgres",
     "wait_for",
 ]
+
+
+async def processed_by_consumer(engine: AsyncEngine) -> dict[str, set[str]]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql("SELECT consumer, event_id::text FROM processed_events")
+        out: dict[str, set[str]] = {}
+        for consumer, event_id in rows:
+            out.setdefault(consumer, set()).add(event_id)
+        return out
+
+
+async def outbox_by_topic(engine: AsyncEngine) -> dict[str, set[str]]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql("SELECT topic, event_id::text FROM outbox")
+        out: dict[str, set[str]] = {}
+        for topic, event_id in rows:
+            out.setdefault(topic, set()).add(event_id)
+        return out
+
+
+async def consumed_everything(engine: AsyncEngine, s: Settings, *, exactly: bool = False) -> bool:
+    """Each consumer group applied every outbox event of its topic (`exactly`: and
+    nothing else). processed_events has one row per (consumer, event): no doubles."""
+    want = await outbox_by_topic(engine)
+    done = await processed_by_consumer(engine)
+    topics = s.kafka.topics
+    by_consumer = {
+        "users": topics.user,
+        "projects": topics.project,
+        "messages": topics.message,
+        "payments": topics.payment,
+    }
+    for consumer, topic in by_consumer.items():
+        got, expected = done.get(consumer, set()), want.get(topic, set())
+        complete = got == expected if exactly else got >= expected
+        if not complete:
+            return False
+    return True
 
 
 async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:

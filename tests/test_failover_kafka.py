@@ -21,7 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.local_kafka import KafkaCluster
 from core.settings import Settings
-from tests.cluster_support import restart_node, wait_for
+from tests.cluster_support import (
+    consumed_everything,
+    restart_node,
+    wait_for,
+)
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
@@ -70,24 +74,6 @@ async def published(engine: AsyncEngine) -> int:
         )
 
 
-async def processed_by_consumer(engine: AsyncEngine) -> dict[str, set[str]]:
-    async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql("SELECT consumer, event_id::text FROM processed_events")
-        out: dict[str, set[str]] = {}
-        for consumer, event_id in rows:
-            out.setdefault(consumer, set()).add(event_id)
-        return out
-
-
-async def outbox_by_topic(engine: AsyncEngine) -> dict[str, set[str]]:
-    async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql("SELECT topic, event_id::text FROM outbox")
-        out: dict[str, set[str]] = {}
-        for topic, event_id in rows:
-            out.setdefault(topic, set()).add(event_id)
-        return out
-
-
 @pytest.mark.parametrize("victim", ["partition-leader", "transaction-coordinator"])
 async def test_broker_killed_under_relay_load(
     kafka_cluster: KafkaCluster, settings: Settings, clean_db: AsyncEngine, victim: str
@@ -124,19 +110,9 @@ async def test_broker_killed_under_relay_load(
                 await wait_for(f"publishing with node {node} dead", flowing_without_it, 120)
                 await asyncio.to_thread(restart_node, kafka_cluster, node)
         await wait_all_published(clean_db, timeout_s=120)
-        want = await outbox_by_topic(clean_db)
-        consumer_topic = {
-            "users": topics.user,
-            "projects": topics.project,
-            "messages": topics.message,
-            "payments": topics.payment,
-        }
-
-        async def consumed_all() -> bool:
-            done = await processed_by_consumer(clean_db)
-            return all(done.get(c, set()) >= want.get(t, set()) for c, t in consumer_topic.items())
-
-        await wait_for("the consumers apply every event", consumed_all, 120)
+        await wait_for(
+            "the consumers apply every event", lambda: consumed_everything(clean_db, s), 120
+        )
         assert relay.alive(), relay.log_tail()
         assert consumers.alive(), consumers.log_tail()
     finally:
@@ -145,9 +121,7 @@ async def test_broker_killed_under_relay_load(
     assert relay_code == 0, relay.log_tail()
     assert consumers_code == 0, consumers.log_tail()
     assert "sequence anomaly" not in consumers.log_path.read_text()
-    done = await processed_by_consumer(clean_db)
-    for consumer, topic in consumer_topic.items():
-        assert done.get(consumer, set()) == want.get(topic, set()), consumer
+    assert await consumed_everything(clean_db, s, exactly=True)
     # Topic creation used the cluster's size: three copies of every partition.
     admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers})
     for name in (*topics.event_topics, topics.checkpoint):

@@ -5,7 +5,8 @@ its WAL. On the tests' own Postgres cluster. What must hold afterwards:
 * every request the API acknowledged with 2xx is in the database with its outbox
   event, and that event is in Kafka exactly once (read_committed), per-key order;
 * every request that failed wrote nothing: no project, no event;
-* the relay rode it out without a restart.
+* the relay and the consumers rode it out without a restart, and the consumers applied
+  every event of their topics exactly once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from migrations import upgrade
 from tests.api_support import api_client, bearer, user_with_token
-from tests.cluster_support import OwnPostgres, wait_for
-from tests.conftest import isolate
+from tests.cluster_support import OwnPostgres, consumed_everything, wait_for
+from tests.conftest import TABLES, isolate
 from tests.kafka_support import assert_exactly_once_in_order, read_committed, wait_all_published
 from tests.process_support import Process, settings_env
 
@@ -79,7 +80,11 @@ async def test_postgres_sigkill_under_api_writes(
     await asyncio.to_thread(upgrade, database.url)
     s = isolate(replace(settings, database=database), "pgkill")
     engine = create_engine(s.database, application_name="tests")
+    async with engine.begin() as conn:
+        # The cluster is shared with the outage tests: start from empty tables.
+        await conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     relay = Process("relay", settings_env(s, RELAY_LOCK_CHECK_MS="200"))
+    consumers = Process("consumers", settings_env(s))
     attempts: list[Attempt] = []
     try:
         async with api_client(s) as client:
@@ -110,14 +115,22 @@ async def test_postgres_sigkill_under_api_writes(
                 stop.set()
                 await asyncio.gather(*writers)
         await wait_all_published(engine, timeout_s=120)
+        await wait_for(
+            "the consumers apply every event", lambda: consumed_everything(engine, s), 120
+        )
         assert relay.alive(), relay.log_tail()
+        assert consumers.alive(), consumers.log_tail()
+        assert await consumed_everything(engine, s, exactly=True)
         projects, events = await stored(engine)
         async with engine.connect() as conn:
             outbox = {str(r[0]) for r in await conn.exec_driver_sql("SELECT event_id FROM outbox")}
     finally:
         code = relay.terminate()
+        consumers_code = consumers.terminate()
         await engine.dispose()
     assert code == 0, relay.log_tail()
+    assert consumers_code == 0, consumers.log_tail()
+    assert "sequence anomaly" not in consumers.log_path.read_text()
     failed = [a for a in attempts if a.project_id is None]
     assert failed, f"no request failed while Postgres was down ({failed_during} sent before)"
     for attempt in attempts:
