@@ -3,14 +3,15 @@
 `up` reuses whatever already answers at the configured addresses, else starts the
 compose services when a Docker engine answers, else runs them locally (Debian's
 PostgreSQL, Kafka's jars on Java). It records what it started under
-`.cache/services/` so `down` stops only that. The crash tests call
-`stop_kafka`/`start_kafka`/`stop_postgres`/`start_postgres` (and the `restart_*`
-pairs) to take a server away mid-stream.
+`.cache/services/` so `down` stops only that. The API-write benchmark calls
+`stop_kafka`/`start_kafka` to take the broker away mid-run; the failover tests run
+servers of their own (tests/cluster_support.py) instead of touching these.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
 import typer
 
@@ -19,6 +20,7 @@ from cli.service_common import (
     Log,
     ServiceError,
     clear_marker,
+    kafka_address,
     kafka_answers,
     log_stderr,
     postgres_answers,
@@ -37,24 +39,46 @@ __all__ = [
     "ServiceError",
     "ensure_up",
     "env_for",
-    "restart_kafka",
-    "restart_postgres",
     "services_app",
     "start_kafka",
-    "start_postgres",
     "status",
     "stop",
     "stop_kafka",
-    "stop_postgres",
 ]
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    """The variables other processes need; the URL in libpq form (Settings accepts it)."""
-    return {
+    """The variables other processes need; the URL in libpq form (Settings accepts it).
+    A local cluster of several nodes is listed whole, so clients can bootstrap while
+    its first node is down."""
+    settings = _as_started(settings)
+    env = {
         "DATABASE_URL": settings.database.libpq_url,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
     }
+    if settings.kafka.local_brokers > 1:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = local_kafka.local_cluster(settings).bootstrap_servers
+        env["KAFKA_LOCAL_BROKERS"] = str(settings.kafka.local_brokers)
+    return env
+
+
+def _as_started(settings: Settings, *, any_address: bool = False) -> Settings:
+    """`settings` with the local cluster `up` started (its marker: address and size),
+    so `env`, `status` and `down` see every node without being told again. Unless
+    `any_address` (what `down` wants: stop what was started), only a marker for the
+    configured address counts: a stale one for other ports must not make `env` list
+    addresses nobody serves."""
+    marker = read_marker(KAFKA) or {}
+    address = marker.get("address")
+    if marker.get("mode") != "local" or address is None:
+        return settings
+    host, port = kafka_address(settings)
+    if not any_address and address != f"{host}:{port}":
+        return settings
+    kafka = replace(
+        settings.kafka, bootstrap_servers=address, local_brokers=int(marker.get("brokers", "1"))
+    )
+    return replace(settings, kafka=kafka)
 
 
 def status(settings: Settings) -> dict[str, bool]:
@@ -82,7 +106,15 @@ def _start_local_postgres(settings: Settings, log: Log) -> None:
 
 def _start_local_kafka(settings: Settings, log: Log) -> None:
     if local_kafka.start(settings, log):
-        write_marker(KAFKA, {"mode": "local"})
+        host, port = kafka_address(settings)
+        write_marker(
+            KAFKA,
+            {
+                "mode": "local",
+                "brokers": str(settings.kafka.local_brokers),
+                "address": f"{host}:{port}",
+            },
+        )
     else:
         # Our broker is running but did not answer the probe yet (still starting).
         _wait(KAFKA, settings, local_kafka.START_TIMEOUT_S)
@@ -95,27 +127,31 @@ def ensure_up(settings: Settings, log: Log = log_stderr) -> dict[str, str]:
         if ok:
             log(f"{name}: already answering, nothing to do")
     missing = [name for name, ok in answering.items() if not ok]
-    if missing and docker_services.engine_answers():
-        docker_services.up(missing, log)
-        for name in missing:
+    # compose.yaml has one broker: a cluster of several always runs from the jars.
+    local_only = {KAFKA} if settings.kafka.local_brokers > 1 else set()
+    docker = [name for name in missing if name not in local_only]
+    if docker and docker_services.engine_answers():
+        docker_services.up(docker, log)
+        for name in docker:
             write_marker(name, {"mode": "docker"})
-        for name in missing:
+        for name in docker:
             _wait(name, settings, DOCKER_WAIT_S)
-    else:
-        if POSTGRES in missing:
-            _start_local_postgres(settings, log)
-        if KAFKA in missing:
-            _start_local_kafka(settings, log)
+        missing = [name for name in missing if name not in docker]
+    if POSTGRES in missing:
+        _start_local_postgres(settings, log)
+    if KAFKA in missing:
+        _start_local_kafka(settings, log)
     return env_for(settings)
 
 
 def stop(settings: Settings, log: Log = log_stderr) -> None:
     """Stop what `ensure_up` started; leave servers someone else runs alone."""
+    settings = _as_started(settings, any_address=True)
     kafka_mode = _mode(KAFKA)
     if kafka_mode == "docker":
         docker_services.stop([KAFKA], log)
-    elif kafka_mode == "local" or local_kafka.running_pid() is not None:
-        if not local_kafka.stop(log):
+    elif kafka_mode == "local" or local_kafka.running_pid(settings) is not None:
+        if not local_kafka.stop(log, settings=settings):
             log("kafka: our broker was not running")
     else:
         log("kafka: not started by `connectin services up`, leaving it alone")
@@ -135,10 +171,11 @@ def stop(settings: Settings, log: Log = log_stderr) -> None:
 
 def stop_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
     """Take the broker away: SIGTERM (controlled shutdown) or, with `hard`, SIGKILL."""
+    settings = _as_started(settings, any_address=True)
     mode = _mode(KAFKA)
     if mode == "docker":
         (docker_services.kill if hard else docker_services.stop)([KAFKA], log)
-    elif not local_kafka.stop(log, hard=hard) and mode != "local":
+    elif not local_kafka.stop(log, hard=hard, settings=settings) and mode != "local":
         raise ServiceError(
             f"the broker at {settings.kafka.bootstrap_servers} was not started by "
             "`connectin services up`, so it cannot be stopped from here"
@@ -151,34 +188,7 @@ def start_kafka(settings: Settings, *, log: Log = log_stderr) -> None:
         docker_services.start([KAFKA], log)
         _wait(KAFKA, settings, DOCKER_WAIT_S)
     else:
-        _start_local_kafka(settings, log)
-
-
-def restart_kafka(settings: Settings, *, hard: bool = False, log: Log = log_stderr) -> None:
-    stop_kafka(settings, hard=hard, log=log)
-    start_kafka(settings, log=log)
-
-
-def stop_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
-    """Take the database away: fast shutdown or, with `immediate`, no checkpoint (a crash)."""
-    if _mode(POSTGRES) == "docker":
-        (docker_services.kill if immediate else docker_services.stop)([POSTGRES], log)
-    else:
-        local_postgres.stop(settings, log, immediate=immediate)
-
-
-def start_postgres(settings: Settings, *, log: Log = log_stderr) -> None:
-    if _mode(POSTGRES) == "docker":
-        docker_services.start([POSTGRES], log)
-        _wait(POSTGRES, settings, DOCKER_WAIT_S)
-    else:
-        local_postgres.start(settings, log)
-        local_postgres.wait_ready(settings)
-
-
-def restart_postgres(settings: Settings, *, immediate: bool = False, log: Log = log_stderr) -> None:
-    stop_postgres(settings, immediate=immediate, log=log)
-    start_postgres(settings, log=log)
+        _start_local_kafka(_as_started(settings, any_address=True), log)
 
 
 # ---- CLI -------------------------------------------------------------------------------
@@ -195,9 +205,19 @@ def _fail(exc: ServiceError) -> typer.Exit:
 
 
 @services_app.command("up")
-def up_command() -> None:
+def up_command(
+    kafka_brokers: int = typer.Option(
+        None,
+        "--kafka-brokers",
+        min=1,
+        help="Nodes of the local Kafka cluster (default KAFKA_LOCAL_BROKERS, 1); 3 = "
+        "replicated topics (RF 3, min.insync.replicas 2)",
+    ),
+) -> None:
     """Start Postgres and Kafka unless they already answer (idempotent)."""
     settings = Settings.from_env()
+    if kafka_brokers is not None:
+        settings = replace(settings, kafka=replace(settings.kafka, local_brokers=kafka_brokers))
     try:
         env = ensure_up(settings)
     except ServiceError as exc:
@@ -219,12 +239,13 @@ def down_command() -> None:
 @services_app.command("status")
 def status_command() -> None:
     """Whether each service answers; exit code 1 if one does not."""
-    settings = Settings.from_env()
+    settings = _as_started(Settings.from_env())
     env = env_for(settings)
     addresses = {POSTGRES: redact_url(env["DATABASE_URL"]), KAFKA: env["KAFKA_BOOTSTRAP_SERVERS"]}
     states = status(settings)
     for name, ok in states.items():
-        owner = _mode(name) or ("local" if name == KAFKA and local_kafka.running_pid() else None)
+        local = name == KAFKA and local_kafka.running_pid(settings) is not None
+        owner = _mode(name) or ("local" if local else None)
         origin = f"started by `services up` ({owner})" if owner else "not started by us"
         typer.echo(f"{name:9} {'up' if ok else 'DOWN':5} {addresses[name]}  [{origin}]")
     if not all(states.values()):

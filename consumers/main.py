@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import structlog
-from prometheus_client import start_http_server
 
 from consumers.handlers import default_registry
 from consumers.registry import Registry
 from consumers.service import ConsumerService
 from core.db import create_engine
 from core.lifecycle import StopSignal
+from core.metrics_server import EXIT_PORT_TAKEN, MetricsPortTaken, start_metrics_server
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -21,7 +21,11 @@ async def run(settings: Settings, *, registry: Registry | None = None) -> int:
     stop = StopSignal()
     stop.install()
     if settings.consumers.metrics_port:
-        start_http_server(settings.consumers.metrics_port)
+        try:
+            start_metrics_server(settings.consumers.metrics_port, "CONSUMER_METRICS_PORT")
+        except MetricsPortTaken as exc:
+            log.error("consumers cannot start", reason=str(exc))
+            return EXIT_PORT_TAKEN
     registry = registry or default_registry()
     engine = create_engine(settings.database, application_name="connectin-consumers")
     log.info(

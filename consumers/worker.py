@@ -23,7 +23,8 @@ from consumers.inbox import Inbox
 from consumers.incoming import Incoming
 from consumers.reader import TP, Reader, consumer_config, group_id
 from consumers.registry import ConsumerSpec, InvalidEvent
-from consumers.retry import MAX_UNAVAILABLE_BACKOFF_S, backoff_s, database_unavailable
+from consumers.retry import MAX_UNAVAILABLE_BACKOFF_S, backoff_s
+from core.db_errors import is_transient
 from core.dead_letters import DeliveryError
 from core.envelope import Envelope, EnvelopeError
 from core.lifecycle import StopSignal
@@ -135,7 +136,9 @@ class ConsumerWorker:
             except InvalidEvent as exc:
                 return await self._park(message, event, f"invalid event: {exc}", attempt)
             except Exception as exc:  # a handler may raise anything; each is recorded
-                if database_unavailable(exc):
+                # Postgres down or shedding load is not the event's fault: waiting for
+                # it does not use up the event's attempts.
+                if is_transient(exc):
                     unavailable += 1
                     metrics.DB_UNAVAILABLE.labels(**self._labels).inc()
                     delay = backoff_s(UNAVAILABLE_BASE_MS, unavailable, MAX_UNAVAILABLE_BACKOFF_S)
@@ -198,7 +201,7 @@ class ConsumerWorker:
             except (DeliveryError, KafkaException) as exc:
                 reason = f"dead-letter topic unavailable: {exc}"
             except Exception as exc:
-                if not database_unavailable(exc):
+                if not is_transient(exc):
                     raise
                 reason = f"postgres unavailable: {_first_line(exc)}"
             else:

@@ -6,7 +6,6 @@ with the caller's domain rows (architecture invariant 1).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 import zlib
@@ -68,22 +67,20 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
-def lock_id_of(key: str) -> int:
-    """A signed 64-bit id for pg_advisory_xact_lock(bigint)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-# One round trip. The advisory lock is taken first (the INSERT reads from `lock`), so
-# a later transaction on the same key waits until the earlier one commits and only
-# then draws its outbox id and sequence: ids and sequences follow commit order per
-# key (architecture invariant 2). The sequence lives in its own table so retention can
-# delete old events without a key ever reusing a number.
+# One round trip. The sequence upsert serializes the writers of a key: a second
+# transaction's INSERT ... ON CONFLICT DO UPDATE waits on the first one's row lock on
+# outbox_key_sequences(key) (or on its uncommitted insert of that row) until it commits,
+# and only then returns the next sequence; the outbox id is drawn after that, when the
+# INSERT reads the row from `seq`. So per key, ids and sequences follow commit order
+# (architecture invariant 2). A pg_advisory_xact_lock on the key used to come first; a
+# control with only that lock removed (tests/test_api_order.py) kept every ordering
+# test green, so it was redundant and is gone. The sequence lives in its own table so
+# retention can delete old events without a key ever reusing a number.
 _ENQUEUE = text(
     """
-    WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_id)),
-    seq AS (
+    WITH seq AS (
         INSERT INTO outbox_key_sequences (key, last_sequence)
-        SELECT :key, 1 FROM lock
+        VALUES (:key, 1)
         ON CONFLICT (key) DO UPDATE
             SET last_sequence = outbox_key_sequences.last_sequence + 1
         RETURNING last_sequence
@@ -104,14 +101,13 @@ async def enqueue(session: AsyncSession, event: NewEvent, *, shards: int) -> Sto
     """Add `event` to the outbox inside the caller's transaction."""
     key = event_key(event.aggregate_type, event.aggregate_id)
     now = datetime.now(UTC)
-    # sequence 1 is replaced under the lock by the key's next sequence
+    # sequence 1 is replaced in the statement by the key's next sequence
     envelope, headers = event.render(now, sequence=1)
     shard = shard_of(key, shards)
     row = (
         await session.execute(
             _ENQUEUE,
             {
-                "lock_id": lock_id_of(key),
                 "event_id": event.event_id,
                 "topic": event.topic,
                 "key": key,

@@ -153,6 +153,10 @@ class KafkaSettings:
     bootstrap_servers: str = DEFAULT_KAFKA
     transactional_id_prefix: str = "connectin"
     topics: TopicSettings = field(default_factory=TopicSettings)
+    # Nodes of the cluster `connectin services up` runs locally (its first node at
+    # KAFKA_BOOTSTRAP_SERVERS); 3 gives replicated topics. Ignored for servers it did
+    # not start.
+    local_brokers: int = 1
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         return {"bootstrap.servers": self.bootstrap_servers}
@@ -175,15 +179,24 @@ class KafkaSettings:
         )
 
 
+# Codecs librdkafka writes. Readers need the same codec: plain aiokafka (the seed's
+# client) and KafkaJS read only gzip and none without extra packages or plugins.
+COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     shards: int = 4
     batch_size: int = 1000
     idle_poll_ms: int = 10
     lock_check_ms: int = 1000
+    # A relay whose lease connection has been idle this long (frozen, event loop
+    # blocked) loses its shards: a live relay terminates that backend. Keep it well
+    # above any pause a healthy relay can have; its own heartbeat beats 4x as often.
+    lease_timeout_ms: int = 5000
     transaction_timeout_ms: int = 30_000
     linger_ms: int = 2
-    compression: str = "lz4"
+    compression: str = "none"
     retention_hours: float = 72.0
     retention_batch: int = 10_000
     max_message_bytes: int = 1_000_000
@@ -272,6 +285,7 @@ class Settings:
             "DATABASE_MAX_OVERFLOW": str(self.database.max_overflow),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "KAFKA_TRANSACTIONAL_ID_PREFIX": self.kafka.transactional_id_prefix,
+            "KAFKA_LOCAL_BROKERS": str(self.kafka.local_brokers),
             "TOPIC_USER_EVENTS": t.user,
             "TOPIC_PROJECT_EVENTS": t.project,
             "TOPIC_MESSAGE_EVENTS": t.message,
@@ -287,6 +301,7 @@ class Settings:
             "RELAY_COMPRESSION": self.relay.compression,
             "OUTBOX_RETENTION_HOURS": repr(self.relay.retention_hours),
             "OUTBOX_RETENTION_BATCH": str(self.relay.retention_batch),
+            "RELAY_LEASE_TIMEOUT_MS": str(self.relay.lease_timeout_ms),
             "RELAY_METRICS_PORT": str(self.relay.metrics_port),
             "RELAY_MAX_MESSAGE_BYTES": str(self.relay.max_message_bytes),
             "RELAY_FAILPOINT": self.relay.failpoint,
@@ -324,6 +339,15 @@ class Settings:
         d = cls()
         environment = _environment(e)
         shards = _int(e, "RELAY_SHARDS", d.relay.shards, minimum=1)
+        lock_check_ms = _int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50)
+        # Detection needs a couple of lock checks of slack; a slower check interval
+        # raises the default rather than failing on a variable nobody set.
+        lease_timeout_ms = _int(
+            e,
+            "RELAY_LEASE_TIMEOUT_MS",
+            max(d.relay.lease_timeout_ms, 2 * lock_check_ms),
+            minimum=2 * lock_check_ms,
+        )
         return cls(
             database=DatabaseSettings(
                 url=async_database_url(e.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
@@ -334,6 +358,7 @@ class Settings:
                 bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS") or d.kafka.bootstrap_servers,
                 transactional_id_prefix=e.get("KAFKA_TRANSACTIONAL_ID_PREFIX")
                 or d.kafka.transactional_id_prefix,
+                local_brokers=_int(e, "KAFKA_LOCAL_BROKERS", d.kafka.local_brokers, minimum=1),
                 topics=TopicSettings(
                     user=e.get("TOPIC_USER_EVENTS") or d.kafka.topics.user,
                     project=e.get("TOPIC_PROJECT_EVENTS") or d.kafka.topics.project,
@@ -347,12 +372,15 @@ class Settings:
                 shards=shards,
                 batch_size=_int(e, "RELAY_BATCH_SIZE", d.relay.batch_size, minimum=1),
                 idle_poll_ms=_int(e, "RELAY_IDLE_POLL_MS", d.relay.idle_poll_ms, minimum=1),
-                lock_check_ms=_int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50),
+                lock_check_ms=lock_check_ms,
+                lease_timeout_ms=lease_timeout_ms,
                 transaction_timeout_ms=_int(
                     e, "RELAY_TRANSACTION_TIMEOUT_MS", d.relay.transaction_timeout_ms, 1000
                 ),
                 linger_ms=_int(e, "RELAY_LINGER_MS", d.relay.linger_ms),
-                compression=e.get("RELAY_COMPRESSION") or d.relay.compression,
+                compression=_choice(
+                    e, "RELAY_COMPRESSION", d.relay.compression, COMPRESSION_CODECS
+                ),
                 retention_hours=_float(e, "OUTBOX_RETENTION_HOURS", d.relay.retention_hours),
                 retention_batch=_int(
                     e, "OUTBOX_RETENTION_BATCH", d.relay.retention_batch, minimum=1

@@ -1,7 +1,13 @@
-"""Crash points for the kill -9 tests: RELAY_FAILPOINT="<point>:<probability>" makes
-the relay SIGKILL itself when it passes <point>, so every window between Kafka and
-Postgres (before produce, mid-batch, after commit before the mark, during recovery)
-is exercised on purpose rather than by luck. Unset in production: one string compare.
+"""Crash points for the kill -9 tests: RELAY_FAILPOINT makes the relay signal itself
+when it passes a point, so every window between Kafka and Postgres (before produce,
+mid-batch, after commit before the mark, during recovery) is exercised on purpose
+rather than by luck. Unset in production: one string compare.
+
+    RELAY_FAILPOINT="<point>[:<probability>[:<signal>[:<seed>]]]"
+
+`signal` is SIGKILL (a crash, the default) or SIGTERM (a stop that provably arrives
+with a batch in flight); `seed` makes the random draws repeatable, so a failing crash
+run can be replayed with the seed its test printed.
 """
 
 from __future__ import annotations
@@ -11,19 +17,31 @@ import random
 import signal
 
 POINTS = ("before_produce", "mid_batch", "after_commit", "during_recovery")
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
 
 
 class Failpoints:
     def __init__(self, spec: str) -> None:
         self.point = ""
         self.probability = 0.0
-        if spec:
-            point, _, probability = spec.partition(":")
-            if point not in POINTS:
-                raise ValueError(f"RELAY_FAILPOINT names unknown point {point!r}; one of {POINTS}")
-            self.point = point
-            self.probability = float(probability or "1")
+        self.signal = signal.SIGKILL
+        self._random = random.Random()
+        if not spec:
+            return
+        point, probability, sig, seed, *rest = [*spec.split(":"), "", "", "", ""]
+        if point not in POINTS or any(rest):
+            raise ValueError(
+                f"RELAY_FAILPOINT={spec!r}: expected <point>[:<probability>[:<signal>[:<seed>]]]"
+                f" with a point of {POINTS}"
+            )
+        if sig and sig not in SIGNALS:
+            raise ValueError(f"RELAY_FAILPOINT={spec!r}: signal must be one of {tuple(SIGNALS)}")
+        self.point = point
+        self.probability = float(probability or "1")
+        self.signal = SIGNALS[sig or "SIGKILL"]
+        if seed:
+            self._random.seed(int(seed))
 
     def hit(self, point: str) -> None:
-        if point == self.point and random.random() < self.probability:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if point == self.point and self._random.random() < self.probability:
+            os.kill(os.getpid(), self.signal)

@@ -42,3 +42,16 @@ SHARDS_LED = Gauge("connectin_relay_shards_led", "Shards this relay currently le
 RETENTION_DELETED = Counter(
     "connectin_outbox_retention_deleted_total", "Published outbox rows removed by retention"
 )
+PERMANENT_DB_ERRORS = Counter(
+    "connectin_relay_permanent_db_errors_total",
+    "Database errors retrying cannot fix (integrity, data, schema, permission), by SQLSTATE",
+    ["shard", "sqlstate"],
+)
+SHARDS_PARKED = Gauge(
+    "connectin_relay_shards_parked",
+    "Shards this relay holds but stopped after a permanent database error",
+)
+EVICTIONS = Counter(
+    "connectin_relay_evictions_total",
+    "Frozen relays (lease connection idle past RELAY_LEASE_TIMEOUT_MS) this relay evicted",
+)

@@ -13,12 +13,13 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relay.db_errors import DB_ERRORS
+from relay.db_errors import DB_ERRORS, report
 from relay.outbox_store import OutboxStore
 
 log = structlog.get_logger(__name__)
 
 MIN_INTERVAL_S = 0.001
+PERMANENT_ERROR_PAUSE_S = 5.0
 
 
 class PendingWatch:
@@ -45,12 +46,13 @@ class PendingWatch:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
                     await self._watch(conn)
             except DB_ERRORS as exc:
-                log.warning("pending check failed", error=str(exc).splitlines()[0])
-                # Let the waiting workers meet the error themselves: they back off.
+                transient = report(exc, "pending check failed", "pending-watch")
+                # Let the waiting workers meet the error themselves: they back off, or
+                # park their shard if it is permanent.
                 for event in self._waiting.values():
                     event.set()
                 self._waiting.clear()
-                await asyncio.sleep(self._max_interval_s)
+                await asyncio.sleep(self._max_interval_s if transient else PERMANENT_ERROR_PAUSE_S)
 
     async def _watch(self, conn: AsyncConnection) -> None:
         interval = MIN_INTERVAL_S

@@ -12,16 +12,18 @@ import structlog
 from confluent_kafka import KafkaException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db_errors import is_transient, sqlstate_of
 from core.lifecycle import StopSignal
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from relay import metrics
-from relay.db_errors import DB_ERRORS
+from relay.db_errors import DB_ERRORS, ShardParked, first_line, report
 from relay.leases import ShardLeases
 from relay.outbox_store import OutboxStore
 from relay.pending_watch import PendingWatch
 from relay.retention import delete_published
 from relay.shard_worker import ShardWorker
+from relay.watchdog import LoopWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +54,13 @@ class Relay:
         self._store = OutboxStore(engine)
         self._watch = PendingWatch(self._store, settings.relay.idle_poll_ms / 1000)
         self._workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
+        # Shards stopped by a permanent database error: their lease is kept, so no
+        # other relay spins on the same error, until this relay restarts.
+        self._parked: set[int] = set()
         self._leases: ShardLeases | None = None
         self._side: dict[str, asyncio.Task[None]] = {}
+        self.failed = False
+        self._watchdog = LoopWatchdog(settings.relay.lease_timeout_ms / 2000)
 
     @property
     def led_shards(self) -> set[int]:
@@ -78,6 +85,8 @@ class Relay:
             ("relay-backlog-metrics", self._report_backlog),
             ("relay-retention", self._retention),
             ("relay-pending-watch", self._watch.run),
+            ("relay-lease-heartbeat", self._heartbeat),
+            ("relay-watchdog", self._watchdog.run),
         ]
 
     def _supervise(self) -> None:
@@ -116,9 +125,13 @@ class Relay:
             try:
                 await self._balance()
             except DB_ERRORS as exc:
-                log.error(
-                    "lease connection lost, dropping all shards", error=str(exc).splitlines()[0]
-                )
+                if not is_transient(exc):
+                    metrics.PERMANENT_DB_ERRORS.labels("leases", sqlstate_of(exc) or "none").inc()
+                    log.error("permanent database error on leases, stopping", error=first_line(exc))
+                    self.failed = True
+                    self._stop.stop("permanent database error on leases")
+                    return
+                log.error("lease connection lost, dropping all shards", error=first_line(exc))
                 await self._drop_all()
             await self._stop.sleep(interval)
 
@@ -126,13 +139,19 @@ class Relay:
         if self._leases is None:
             self._leases = await ShardLeases.open(self._settings)
         leases = self._leases
+        await self._evict_frozen(leases)
         held = await leases.held()
+        self._parked &= held
         for shard in list(self._workers):
             task = self._workers[shard][1]
             if shard not in held:
                 log.error("lease lost, stopping shard at once", shard=shard)
                 task.cancel()
                 del self._workers[shard]
+            elif task.done() and not task.cancelled() and isinstance(task.exception(), ShardParked):
+                log.error("shard parked until the relay restarts", shard=shard)
+                del self._workers[shard]
+                self._parked.add(shard)
             elif task.done():
                 error = None if task.cancelled() else task.exception()
                 log.warning("shard worker ended, releasing lease", shard=shard, error=repr(error))
@@ -141,18 +160,58 @@ class Relay:
                 await leases.release(shard)
         shards = self._settings.relay.shards
         share = math.ceil(shards / await leases.live_relays())
-        if len(self._workers) > share:
+        if len(self._workers) + len(self._parked) > share and self._workers:
             await self._hand_over(max(self._workers), leases)
         # Start from a different shard per relay so two relays starting together
         # do not both race for shard 0 first.
         start = id(self) % shards
         for offset in range(shards):
-            if len(self._workers) >= share:
+            if len(self._workers) + len(self._parked) >= share:
                 break
             shard = (start + offset) % shards
-            if shard not in self._workers and await leases.try_acquire(shard):
+            if shard in self._workers or shard in self._parked:
+                continue
+            if await leases.try_acquire(shard):
                 self._start(shard)
         metrics.SHARDS_LED.set(len(self._workers))
+        metrics.SHARDS_PARKED.set(len(self._parked))
+
+    async def _evict_frozen(self, leases: ShardLeases) -> None:
+        """Free the shards of relays that stopped beating (relay/leases.py)."""
+        timeout_s = self._settings.relay.lease_timeout_ms / 1000
+        try:
+            evicted_relays = await leases.evict_stale(timeout_s)
+        except DB_ERRORS as exc:
+            if is_transient(exc):
+                raise
+            # E.g. relays of this deployment log in as different roles: terminating
+            # another's backend needs the same role or pg_signal_backend. Leading our
+            # own shards goes on; frozen peers keep theirs until they wake or die.
+            report(exc, "cannot evict frozen relays", "leases")
+            return
+        for evicted in evicted_relays:
+            metrics.EVICTIONS.inc()
+            log.warning(
+                "frozen relay evicted: terminated its lease backend to take its shards",
+                backend_pid=evicted.pid,
+                idle_s=round(evicted.idle_s, 1),
+                shards=evicted.shards,
+                terminated=evicted.gone,
+            )
+
+    async def _heartbeat(self) -> None:
+        relay = self._settings.relay
+        interval = min(relay.lock_check_ms, relay.lease_timeout_ms / 4) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            leases = self._leases
+            if leases is None:
+                continue
+            try:
+                await leases.beat()
+            except DB_ERRORS as exc:
+                # The lease loop meets the same error on its next check and handles it.
+                log.debug("lease heartbeat failed", error=first_line(exc))
 
     def _start(self, shard: int) -> None:
         worker = ShardWorker(shard, self._settings, self._store, self._watch)
@@ -173,7 +232,9 @@ class Relay:
         for _, task in self._workers.values():
             task.cancel()
         self._workers.clear()
+        self._parked.clear()
         metrics.SHARDS_LED.set(0)
+        metrics.SHARDS_PARKED.set(0)
         if self._leases is not None:
             leases, self._leases = self._leases, None
             try:
@@ -198,7 +259,7 @@ class Relay:
             try:
                 pending = await self._store.pending()
             except DB_ERRORS as exc:
-                log.warning("backlog query failed", error=str(exc).splitlines()[0])
+                report(exc, "backlog query failed", "backlog")
                 pending = None
             if pending is not None:
                 for shard in range(self._settings.relay.shards):
@@ -232,4 +293,4 @@ class Relay:
                 if run.deleted:
                     log.info("retention done", deleted=run.deleted, batches=run.batches)
             except DB_ERRORS as exc:
-                log.warning("retention failed", error=str(exc).splitlines()[0])
+                report(exc, "retention failed", "retention")

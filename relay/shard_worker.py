@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from core.settings import Settings
 from relay import metrics
 from relay.checkpoint import read_last_checkpoint
-from relay.db_errors import DB_ERRORS
+from relay.db_errors import DB_ERRORS, park_if_permanent
 from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow, OutboxStore
 from relay.pending_watch import PendingWatch
@@ -178,7 +178,8 @@ class ShardWorker:
         )
 
     async def _retry_db(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Retry a Postgres call with backoff until it succeeds (Postgres restarting).
+        """Retry a Postgres call with backoff until it succeeds (Postgres restarting);
+        a permanent error parks the shard instead (relay/db_errors.py).
 
         Leadership is checked elsewhere: if the lease is lost meanwhile, this task is
         cancelled, and the next leader recovers from the checkpoint."""
@@ -187,6 +188,7 @@ class ShardWorker:
             try:
                 return await op()
             except DB_ERRORS as exc:
+                park_if_permanent(exc, shard=self.shard)
                 log.warning(
                     "database call failed, retrying",
                     shard=self.shard,

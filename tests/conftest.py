@@ -20,9 +20,17 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cli.local_kafka import KafkaCluster
 from core.db import create_engine, drop_database, recreate_database
 from core.settings import TEST, Settings
 from migrations import upgrade
+from tests.cluster_support import (
+    OwnPostgres,
+    start_kafka_cluster,
+    start_own_postgres,
+    stop_kafka_cluster,
+    stop_own_postgres,
+)
 from tests.process_support import Process
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -134,3 +142,24 @@ def isolate(settings: Settings, tag: str) -> Settings:
     """Settings with topics and transactional ids of their own, for tests that count
     what lands in Kafka."""
     return replace(settings, kafka=settings.kafka.namespaced(f"{tag}-{uuid.uuid4().hex[:6]}"))
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """A 3-node Kafka cluster of the failover tests' own (free ports, temporary
+    directory): they kill its nodes. Stopped and deleted at the end, whatever happens."""
+    cluster = start_kafka_cluster(3)
+    try:
+        yield cluster
+    finally:
+        stop_kafka_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A Postgres cluster of the failover tests' own, which they SIGKILL."""
+    pg = start_own_postgres()
+    try:
+        yield pg
+    finally:
+        stop_own_postgres(pg)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from core.settings import Settings
 
@@ -21,13 +21,26 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+class Reapable(Protocol):
+    """Anything a test starts that must not outlive it."""
+
+    module: str
+
+    @property
+    def pid(self) -> int: ...
+
+    def alive(self) -> bool: ...
+
+    def kill(self) -> None: ...
+
+
 class Process:
     """A platform process whose output goes to a log file kept for failure reports.
 
     Every instance is remembered so an autouse fixture (tests/conftest.py) can kill
     whatever a failing test left running."""
 
-    started: ClassVar[list[Process]] = []
+    started: ClassVar[list[Reapable]] = []
 
     @classmethod
     def kill_leftovers(cls) -> list[str]:

@@ -19,9 +19,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.local_kafka import server_properties
+from cli.local_kafka import local_cluster, server_properties
 from cli.services import services_app
 from core.settings import Settings
+from core.topics import replication_for
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("api", "relay", "consumers")
@@ -173,6 +174,30 @@ def test_local_kafka_config_matches_compose_semantics() -> None:
     assert "PLAINTEXT://127.0.0.1:9092" in props["listeners"]
     assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
     assert "controller.quorum.voters" not in props  # --standalone forbids it
+
+
+def test_local_cluster_of_three_replicates_everything() -> None:
+    """`connectin services up --kafka-brokers 3`: static quorum of the three nodes,
+    internal and new topics at RF 3 with min.insync.replicas 2; the env lists all."""
+    settings = Settings.from_env({"KAFKA_LOCAL_BROKERS": "3"})
+    cluster = local_cluster(settings)
+    assert cluster.bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    props = dict(
+        line.split("=", 1)
+        for line in cluster.node(2).properties().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["node.id"] == "2"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    )
+    for name in ("offsets.topic", "transaction.state.log", "default"):
+        assert props[f"{name}.replication.factor"] == "3"
+    assert props["transaction.state.log.min.isr"] == "2"
+    assert props["min.insync.replicas"] == "2"
+    assert replication_for(3) == (3, {"min.insync.replicas": "2"})
+    assert replication_for(1) == (1, {"min.insync.replicas": "1"})
 
 
 ODD_ENV = {

@@ -7,7 +7,9 @@ lands between a record's Postgres commit and its offset commit: the record comes
 after the restart and must be skipped. Afterwards every effect exists exactly once
 (notifications per event, counters, processed_events), nothing is missing, nothing is
 parked and no sequence anomaly was logged. CONNECTIN_CRASH_ITERATIONS sets the number
-of kills (default 20), e.g. 200 for a long run.
+of kills (default 20), e.g. 200 for a long run. The kill timings and the stream come
+from one seed, printed at the start (shown with a failure); CONNECTIN_CRASH_SEED=<seed>
+replays them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tests.test_consumers_support import (
 )
 
 ITERATIONS = int(os.environ.get("CONNECTIN_CRASH_ITERATIONS", "20"))
+SEED = int(os.environ.get("CONNECTIN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
 MIN_EVENTS = 500
 USERS = 30
 
@@ -67,9 +70,10 @@ class Expected:
 class Feeder(threading.Thread):
     """Small transactions of mixed events, about 40 events/s, until told to stop."""
 
-    def __init__(self, s: Settings, users: list[int]) -> None:
+    def __init__(self, s: Settings, users: list[int], rng: random.Random) -> None:
         super().__init__(name="crash-feeder", daemon=True)
         self.s = s
+        self.rng = rng
         self.users = users
         self.expected = Expected()
         self.stopping = threading.Event()
@@ -86,7 +90,7 @@ class Feeder(threading.Thread):
 
     def _event(self) -> tuple[str, Record]:
         t = self.s.kafka.topics
-        user = random.choice(self.users)
+        user = self.rng.choice(self.users)
         if user not in self._registered:
             self._registered.add(user)
             record = envelope_record(
@@ -99,7 +103,7 @@ class Feeder(threading.Thread):
             )
             self.expected.notified.add(str(record.event_id))
             return "users", record
-        kind = random.choice(("login", "project", "apply", "message", "message"))
+        kind = self.rng.choice(("login", "project", "apply", "message", "message"))
         if kind == "login":
             record = envelope_record(
                 t.user, "user.login", ("user", user), self._next(("user", user)), {}, user_id=user
@@ -119,7 +123,7 @@ class Feeder(threading.Thread):
                 user_id=user,
             )
         if kind == "apply":
-            project, owner = random.choice(self._projects)
+            project, owner = self.rng.choice(self._projects)
             record = envelope_record(
                 t.project,
                 "project.applied",
@@ -130,7 +134,7 @@ class Feeder(threading.Thread):
             )
             self.expected.notified.add(str(record.event_id))
             return "projects", record
-        recipient = random.choice(self.users)
+        recipient = self.rng.choice(self.users)
         message = next(self._ids)
         record = envelope_record(
             t.message,
@@ -153,12 +157,12 @@ class Feeder(threading.Thread):
         try:
             producer = TxProducer(self.s, "crash-feeder")
             while not (self.stopping.is_set() and self.produced >= MIN_EVENTS):
-                batch = [self._event() for _ in range(random.randint(1, 5))]
+                batch = [self._event() for _ in range(self.rng.randint(1, 5))]
                 producer.send([record for _, record in batch])
                 for consumer, record in batch:
                     self.expected.by_consumer[consumer].add(str(record.event_id))
                 self.produced += len(batch)
-                time.sleep(random.uniform(0.05, 0.1))
+                time.sleep(self.rng.uniform(0.05, 0.1))
         except BaseException as exc:
             self.error = exc
             raise
@@ -185,11 +189,13 @@ async def wait_for_line(log: Path, needle: str, count: int, timeout_s: float) ->
 async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
     settings: Settings, clean_db: AsyncEngine, tmp_path: Path
 ) -> None:
+    print(f"crash seed {SEED}: CONNECTIN_CRASH_SEED={SEED} replays these kill points")
+    rng = random.Random(SEED)
     s = consumer_settings(settings, "ccrash", max_attempts=5, retry_backoff_ms=50)
     users = await create_users(clean_db, USERS, "ccrash")
     ensure_event_topics(s)
     env = settings_env(s)
-    feeder = Feeder(s, users)
+    feeder = Feeder(s, users, random.Random(rng.randrange(2**31)))
     feeder.start()
     logs: list[Path] = []
     started = time.monotonic()
@@ -200,12 +206,12 @@ async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
             process = ConsumersProcess(env, log, instance_id="crash")
             if i % 5 == 4:
                 # Now and then while it is still starting up or joining the group.
-                await asyncio.sleep(random.uniform(0.0, 1.2))
+                await asyncio.sleep(rng.uniform(0.0, 1.2))
             else:
                 assigned = await wait_for_line(log, "partitions assigned", 3, 20)
                 assert assigned or not process.alive(), f"no assignment in {log}"
                 assert process.alive(), _read(log)[-3000:]
-                await asyncio.sleep(random.uniform(0.05, 1.5))
+                await asyncio.sleep(rng.uniform(0.05, 1.5))
             process.kill()
         feeder.stopping.set()
         await asyncio.to_thread(feeder.join, 120)

@@ -32,6 +32,7 @@ from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from tests.conftest import isolate
 from tests.kafka_support import Raw, read_raw
+from tests.process_support import Process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -245,7 +246,10 @@ def settings_env(s: Settings, **extra: str) -> dict[str, str]:
 
 
 class ConsumersProcess:
-    """`python -m consumers` as a subprocess, its output kept in a log file."""
+    """`python -m consumers` as a subprocess, its output kept in a log file. Registered
+    with the processes the autouse fixture kills, so a failing test leaves none behind."""
+
+    module = "consumers"
 
     def __init__(self, env: dict[str, str], log_path: Path, instance_id: str) -> None:
         self.log_path = log_path
@@ -257,6 +261,11 @@ class ConsumersProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        Process.started.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
 
     def alive(self) -> bool:
         return self.popen.poll() is None

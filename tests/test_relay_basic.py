@@ -134,17 +134,35 @@ async def test_topics_are_created_with_configured_shape(
     assert config["cleanup.policy"].value == "compact"
 
 
-async def test_sigterm_finishes_the_batch_and_exits_cleanly(
+async def test_sigterm_with_a_batch_in_flight_finishes_it_and_exits_cleanly(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
+    """The relay sends itself SIGTERM half-way through producing a batch (failpoint
+    mid_batch with SIGTERM), so the stop provably arrives with that batch in flight.
+    It must commit and mark that batch, start no other, and exit 0 saying why: at exit
+    what is in Kafka is exactly what Postgres marked published."""
     s = isolate(settings, "sigterm")
+    s = replace(s, relay=replace(s.relay, batch_size=200))
     ids = await write_events(clean_db, s, 3000, keys=50, per_transaction=100)
-    relay = Process("relay", settings_env(s))
-    await asyncio.sleep(2.5)
-    assert relay.terminate() == 0
+    relay = Process("relay", settings_env(s, RELAY_FAILPOINT="mid_batch:1:SIGTERM"))
+    code = await asyncio.to_thread(relay.popen.wait, 60)
+    assert code == 0, relay.log_tail()
     log = relay.log_path.read_text()
     assert '"reason": "received SIGTERM"' in log and "relay stopped" in log
-    # Whatever was committed before the stop is marked; a second relay does the rest.
+    async with clean_db.connect() as conn:
+        marked = {
+            str(r[0]): int(r[1])
+            for r in await conn.exec_driver_sql(
+                "SELECT event_id, shard FROM outbox WHERE published_at IS NOT NULL"
+            )
+        }
+    per_shard = [list(marked.values()).count(shard) for shard in range(s.relay.shards)]
+    # The batch in flight was finished (at least one shard's first batch is marked),
+    # and no shard went on to a second batch after the stop.
+    assert max(per_shard) > 0 and all(n <= 200 for n in per_shard), per_shard
+    in_kafka = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert {p.envelope["event_id"] for p in in_kafka} == set(marked)
+    # A second relay does the rest, and nothing is repeated.
     async with running_relay(s, clean_db):
         await wait_all_published(clean_db)
     published = await asyncio.to_thread(read_committed, s, all_topics(s))

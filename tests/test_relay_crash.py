@@ -6,7 +6,9 @@ set equals the outbox set, and per key the sequences arrive 1, 2, 3, ... in orde
 Each iteration kills the relay at a different kind of moment: at a random time, or on
 purpose (failpoints) before produce, mid-batch, after the Kafka commit but before the
 Postgres mark, and while recovering from the checkpoint. CONNECTIN_CRASH_ITERATIONS
-sets the count (default 20; CI-friendly), e.g. 200 for a long run.
+sets the count (default 20; CI-friendly), e.g. 200 for a long run. Every random choice
+(when to kill, and each failpoint's draws) comes from one seed, printed at the start
+and in every failure message; CONNECTIN_CRASH_SEED=<seed> replays a run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.kafka_support import (
 from tests.process_support import Process, settings_env
 
 ITERATIONS = int(os.environ.get("CONNECTIN_CRASH_ITERATIONS", "20"))
+SEED = int(os.environ.get("CONNECTIN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
 MODES = ("random", "before_produce", "mid_batch", "after_commit", "during_recovery", "random")
 FAILPOINT_PROBABILITY = {
     "before_produce": "0.05",
@@ -55,6 +58,8 @@ def crash_settings(settings: Settings) -> Settings:
 async def test_relay_kill_9_loop_loses_and_repeats_nothing(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
+    print(f"crash seed {SEED}: CONNECTIN_CRASH_SEED={SEED} replays these kill points")
+    rng = random.Random(SEED)
     s = crash_settings(settings)
     self_killed = 0
     async with writing(clean_db, s) as ids:
@@ -62,10 +67,11 @@ async def test_relay_kill_9_loop_loses_and_repeats_nothing(
             mode = MODES[i % len(MODES)]
             extra = {}
             if mode != "random":
-                extra["RELAY_FAILPOINT"] = f"{mode}:{FAILPOINT_PROBABILITY[mode]}"
+                probability = FAILPOINT_PROBABILITY[mode]
+                extra["RELAY_FAILPOINT"] = f"{mode}:{probability}:SIGKILL:{rng.randrange(2**31)}"
             relay = Process("relay", settings_env(s, **extra))
             if mode == "random":
-                await asyncio.sleep(random.uniform(0.5, 2.5))
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
             elif await wait_dead(relay, 8):
                 self_killed += relay.popen.returncode == -9
                 continue
@@ -76,12 +82,16 @@ async def test_relay_kill_9_loop_loses_and_repeats_nothing(
         await wait_all_published(clean_db, timeout_s=90)
     finally:
         code = final.terminate()
-    assert code == 0, final.log_tail()
-    assert "relay stopped" in final.log_path.read_text()
+    seed = f"(crash seed {SEED})"
+    assert code == 0, f"{seed}\n{final.log_tail()}"
+    assert "relay stopped" in final.log_path.read_text(), seed
 
     published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert len(ids) > 500
-    assert_exactly_once_in_order(published, set(ids))
+    assert len(ids) > 500, seed
+    try:
+        assert_exactly_once_in_order(published, set(ids))
+    except AssertionError as exc:
+        raise AssertionError(f"{seed} {exc}") from None
 
     async with clean_db.connect() as conn:
         recovered = (
@@ -90,8 +100,8 @@ async def test_relay_kill_9_loop_loses_and_repeats_nothing(
             )
         ).scalar_one()
         outbox_ids = {str(r[0]) for r in await conn.exec_driver_sql("SELECT event_id FROM outbox")}
-    assert outbox_ids == set(ids)
+    assert outbox_ids == set(ids), seed
     # The failpoints really fired, and crashes after the Kafka commit really left rows
     # that only the checkpoint could mark: the test exercised the dangerous window.
-    assert self_killed >= ITERATIONS // 3
-    assert recovered > 0
+    assert self_killed >= ITERATIONS // 3, seed
+    assert recovered > 0, seed

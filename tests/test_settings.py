@@ -36,6 +36,7 @@ def test_plain_postgres_urls_are_driven_by_asyncpg() -> None:
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("TRUSTED_PROXY_HEADER", "x-real-ip"),
         ("LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE", "0"),
+        ("RELAY_COMPRESSION", "brotli"),
     ],
 )
 def test_bad_values_fail_clearly(name: str, value: str) -> None:
@@ -64,7 +65,7 @@ def test_to_env_round_trips() -> None:
             "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE": "40",
         }
     )
-    s = replace(s, relay=replace(s.relay, batch_size=33))
+    s = replace(s, relay=replace(s.relay, batch_size=33, compression="zstd"))
     assert Settings.from_env(s.to_env()) == s
 
 
