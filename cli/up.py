@@ -85,10 +85,12 @@ def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -
     env = {**os.environ, **child.to_env()}
     print(f"[up] CONNECTIN_ENV={child.environment}", flush=True)
     if child.environment == DEVELOPMENT:
-        # Printed so a newcomer can open the page at once; a real token is never echoed.
+        # The token made up for this run is printed so a newcomer can open the page at
+        # once; one the user set is never echoed, whatever the environment.
+        invented = child.api.ops_token != settings.api.ops_token
+        token = child.api.ops_token if invented else "the OPS_TOKEN you set"
         print(
-            f"[up] operator page: http://127.0.0.1:{api_port}/ops"
-            f"  token (OPS_TOKEN): {child.api.ops_token}",
+            f"[up] operator page: http://127.0.0.1:{api_port}/ops  token (OPS_TOKEN): {token}",
             flush=True,
         )
     upgrade(child.database.url)

@@ -247,3 +247,15 @@ def test_localstripe_is_told_where_to_deliver_webhooks(compose: dict[str, Any]) 
     assert "http://api:8000" in hook["command"]
     assert hook["depends_on"]["localstripe"]["condition"] == "service_started"
     assert hook["environment"]["STRIPE_API_BASE"] == "http://localstripe:8420"
+
+
+def test_published_ports_listen_on_loopback_only(compose: dict[str, Any]) -> None:
+    """The stack runs as development, on the published secrets: a port reachable from the
+    network would let anyone on it forge a JWT or a paid webhook."""
+    published = [
+        (name, str(port))
+        for name, spec in compose["services"].items()
+        for port in spec.get("ports", [])
+    ]
+    assert published
+    assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == []
