@@ -32,17 +32,24 @@ CUSTOMER = "/api/v1/payments/create-customer"
 
 
 @asynccontextmanager
-async def fault(engine: AsyncEngine, table: str, when: str = "true") -> AsyncIterator[None]:
+async def fault(
+    engine: AsyncEngine, table: str, when: str = "true", at_commit: bool = False
+) -> AsyncIterator[None]:
     """Every INSERT into `table` matching `when` fails with a Postgres error until the
-    block ends."""
+    block ends: at once, or (`at_commit`) only when its transaction commits, as a
+    connection lost or a serialization failure at COMMIT would."""
+    timing = (
+        "CONSTRAINT TRIGGER injected_fault AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED"
+        if at_commit
+        else "TRIGGER injected_fault BEFORE INSERT ON {table}"
+    ).format(table=table)
     async with engine.begin() as conn:
         await conn.exec_driver_sql(
             "CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'injected fault on %', TG_TABLE_NAME; END $$"
         )
         await conn.exec_driver_sql(
-            f"CREATE TRIGGER injected_fault BEFORE INSERT ON {table} FOR EACH ROW "
-            f"WHEN ({when}) EXECUTE FUNCTION injected_fault()"
+            f"CREATE {timing} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION injected_fault()"
         )
     try:
         yield
@@ -62,14 +69,23 @@ PAYMENT_EVENT = "NEW.topic LIKE 'payment-events%'"
 
 
 @pytest.mark.parametrize(
-    ("route", "body", "table", "when"),
+    ("route", "body", "table", "when", "at_commit"),
     [
-        (CUSTOMER, None, "outbox", PAYMENT_EVENT),
-        (CUSTOMER, None, "stripe_customers", "true"),
-        (INTENT, {"amount": 1500, "currency": "usd"}, "outbox", PAYMENT_EVENT),
-        (INTENT, {"amount": 1500, "currency": "usd"}, "payments", "true"),
+        (CUSTOMER, None, "outbox", PAYMENT_EVENT, False),
+        (CUSTOMER, None, "stripe_customers", "true", False),
+        (CUSTOMER, None, "stripe_customers", "true", True),
+        (INTENT, {"amount": 1500, "currency": "usd"}, "outbox", PAYMENT_EVENT, False),
+        (INTENT, {"amount": 1500, "currency": "usd"}, "payments", "true", False),
+        (INTENT, {"amount": 1500, "currency": "usd"}, "payments", "true", True),
     ],
-    ids=["customer/event fails", "customer/row fails", "intent/event fails", "intent/row fails"],
+    ids=[
+        "customer/event fails",
+        "customer/row fails",
+        "customer/commit fails",
+        "intent/event fails",
+        "intent/row fails",
+        "intent/commit fails",
+    ],
 )
 async def test_a_payment_write_that_fails_half_way_leaves_nothing(
     settings: Settings,
@@ -79,7 +95,10 @@ async def test_a_payment_write_that_fails_half_way_leaves_nothing(
     body: dict[str, object] | None,
     table: str,
     when: str,
+    at_commit: bool,
 ) -> None:
+    """A failure at commit must release the idempotency claim like any other: the retry
+    below is answered at once, not after the claim's lease."""
     s = payment_settings(settings, "fault", localstripe.base_url)
     async with api_client(s) as client:
         _, token = await user_with_token(client)
@@ -88,7 +107,7 @@ async def test_a_payment_write_that_fails_half_way_leaves_nothing(
             assert (await client.post(CUSTOMER, headers=bearer(token))).status_code == 200
         headers = {**bearer(token), "Idempotency-Key": "fault-1"}
         before = await snapshot(clean_db)
-        async with fault(clean_db, table, when):
+        async with fault(clean_db, table, when, at_commit):
             failed = await client.post(route, json=body, headers=headers)
         assert failed.status_code >= 500, failed.text
         assert await snapshot(clean_db) == before

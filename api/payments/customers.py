@@ -30,8 +30,7 @@ async def ensure_customer(
     traceparent: str | None,
 ) -> tuple[str, bool]:
     """(customer id, created now). When created, the stripe_customers row, its
-    `payment.customer_created` event and the completed claim are in the session, not
-    yet committed."""
+    `payment.customer_created` event and the completed claim are committed."""
     existing = await store.customer_of(session, user_id)
     if existing is not None:
         return existing, False
@@ -40,7 +39,11 @@ async def ensure_customer(
     if isinstance(outcome, claims.Done):
         return str(outcome.result["customer_id"]), False
     try:
-        return await _create(session, client, settings, user_id, key, outcome, traceparent)
+        answer = await _create(session, client, settings, user_id, key, outcome, traceparent)
+        # Committed here: the customer exists at Stripe whatever the caller does next,
+        # and a commit that fails must release the claim too (claims.py).
+        await session.commit()
+        return answer
     except BaseException:
         await claims.release(session, outcome)
         raise

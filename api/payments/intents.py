@@ -60,9 +60,13 @@ async def create_intent(
     if isinstance(outcome, claims.Done):
         return await _recorded(client, str(outcome.result["payment_intent_id"]))
     try:
-        return await _create(
+        answer = await _create(
             session, client, settings, user_id, amount, currency, key.value, outcome, traceparent
         )
+        # Committed here, not by the request's session provider: a commit that fails
+        # must release the claim too, or retries would wait out claims.LEASE.
+        await session.commit()
+        return answer
     except BaseException:
         await claims.release(session, outcome)
         raise

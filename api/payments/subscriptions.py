@@ -84,7 +84,10 @@ async def create_subscription(
             status=str(outcome.result["status"]),
         )
     try:
-        return await _create(session, client, settings, user_id, data, key, outcome, traceparent)
+        answer = await _create(session, client, settings, user_id, data, key, outcome, traceparent)
+        # Committed here: a commit that fails must release the claim too (claims.py).
+        await session.commit()
+        return answer
     except BaseException:
         await claims.release(session, outcome)
         raise
@@ -108,13 +111,8 @@ async def _create(
             raise ConflictError(detail=claims.MISMATCH)
         return await _answer(session, held, existing.subscription_id, existing.status)
 
-    customer_id, created = await ensure_customer(session, client, settings, user_id, traceparent)
-    if created:
-        # The customer exists at Stripe whatever happens next: record it (row, event
-        # and claim) now, so a failure below does not leave it unknown to us.
-        await session.commit()
-    else:
-        await store.end_reads(session)
+    customer_id, _ = await ensure_customer(session, client, settings, user_id, traceparent)
+    await store.end_reads(session)
     if data.payment_method is not None:
         await set_default_payment_method(client, customer_id, data.payment_method, key)
     subscription = await client.v1.subscriptions.create_async(
