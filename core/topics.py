@@ -18,16 +18,10 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
-# Copies of each partition once the cluster has this many brokers; one may then die
-# without losing a committed record (acks=all) or stopping writes (min ISR 2).
-MAX_REPLICATION = 3
-
-
-def replication_for(brokers: int) -> tuple[int, dict[str, str]]:
-    """Replication factor and the min.insync.replicas that go with it on a cluster of
-    `brokers` nodes: a single dev broker gets 1, a production cluster 3 with 2."""
-    replicas = max(1, min(MAX_REPLICATION, brokers))
-    return replicas, {"min.insync.replicas": str(max(1, replicas - 1))}
+# Replication is the cluster's own decision (default.replication.factor and
+# min.insync.replicas of its brokers). Counting the brokers that answer instead would
+# create topics under-replicated for good whenever one node happens to be down.
+BROKER_DEFAULT = -1
 
 
 class TopicError(RuntimeError):
@@ -35,19 +29,17 @@ class TopicError(RuntimeError):
 
 
 def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30) -> None:
-    """Create missing topics, replicated as the cluster's size allows; check existing
+    """Create missing topics, replicated as the brokers' defaults say; check existing
     ones have at least the partitions asked."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     wanted = {spec.name: spec for spec in specs}
-    cluster = admin.list_topics(timeout=timeout)
-    existing = cluster.topics
-    replicas, replica_config = replication_for(len(cluster.brokers))
+    existing = admin.list_topics(timeout=timeout).topics
     missing = [
         NewTopic(
             s.name,
             num_partitions=s.partitions,
-            replication_factor=replicas,
-            config={**replica_config, **s.config},
+            replication_factor=BROKER_DEFAULT,
+            config=dict(s.config),
         )
         for s in wanted.values()
         if s.name not in existing

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from cli.local_kafka import local_cluster, server_properties
 from cli.services import services_app
 from core.settings import Settings
-from core.topics import replication_for
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("api", "relay", "consumers")
@@ -196,8 +195,6 @@ def test_local_cluster_of_three_replicates_everything() -> None:
         assert props[f"{name}.replication.factor"] == "3"
     assert props["transaction.state.log.min.isr"] == "2"
     assert props["min.insync.replicas"] == "2"
-    assert replication_for(3) == (3, {"min.insync.replicas": "2"})
-    assert replication_for(1) == (1, {"min.insync.replicas": "1"})
 
 
 ODD_ENV = {
