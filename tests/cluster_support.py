@@ -175,24 +175,25 @@ class OwnPostgres:
             conn.execute("CREATE DATABASE connectin")
 
     def kill(self) -> None:
-        """SIGKILL the postmaster (no shutdown checkpoint: the next start recovers from
-        WAL), then wait for its orphaned backends, which hold the shared memory the next
-        postmaster needs, to notice and exit."""
+        """Power loss: the postmaster and every backend SIGKILLed at one instant, so no
+        shutdown checkpoint is written and no backend finishes the transaction it was in
+        or sends the answer of a commit it just made durable. The next start recovers
+        from WAL."""
         if self.popen is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.send_signal(signal.SIGKILL)
+        for pid in {self.popen.pid, *_backends_of(self.data)}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.popen.wait(30)
         self.popen = None
+        # The dead backends still hold the shared memory the next postmaster needs
+        # until the kernel has reaped them.
         deadline = time.monotonic() + 60
         while _backends_of(self.data) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def stop(self) -> None:
         self.kill()
-        for pid in _backends_of(self.data):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _backends_of(data: Path) -> list[int]:

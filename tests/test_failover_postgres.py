@@ -1,10 +1,14 @@
-"""Postgres loses power under API writes: the postmaster is SIGKILLed (no shutdown,
-no checkpoint) while clients create projects, then started again and recovers from
-its WAL. On the tests' own Postgres cluster. What must hold afterwards:
+"""Postgres loses power under API writes: the postmaster and all its backends are
+SIGKILLed at one instant (no shutdown, no checkpoint) while clients create projects,
+then started again and recovers from its WAL. On the tests' own Postgres cluster. What
+must hold afterwards:
 
 * every request the API acknowledged with 2xx is in the database with its outbox
   event, and that event is in Kafka exactly once (read_committed), per-key order;
-* every request that failed wrote nothing: no project, no event;
+* every request that failed wrote both its project and its event or neither. Neither is
+  the rule; both happens only when the commit reached the WAL and the crash took its
+  answer (the client cannot tell, which is why the API's writes are retried with an
+  idempotency key where it matters); the test counts those and prints them;
 * the relay and the consumers rode it out without a restart, and the consumers applied
   every event of their topics exactly once.
 """
@@ -133,13 +137,14 @@ async def test_postgres_sigkill_under_api_writes(
     assert "sequence anomaly" not in consumers.log_path.read_text()
     failed = [a for a in attempts if a.project_id is None]
     assert failed, f"no request failed while Postgres was down ({failed_during} sent before)"
+    committed_unanswered = 0
     for attempt in attempts:
         if attempt.project_id is not None:
             assert projects.get(attempt.title) == attempt.project_id, attempt
             assert attempt.title in events, attempt
         else:
-            assert attempt.title not in projects, attempt
-            assert attempt.title not in events, attempt
+            assert (attempt.title in projects) == (attempt.title in events), attempt
+            committed_unanswered += attempt.title in projects
+    print(f"{len(failed)} requests failed, {committed_unanswered} of them had committed")
     published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics), 60)
     assert_exactly_once_in_order(published, outbox)
-    assert set(events.values()) <= outbox
