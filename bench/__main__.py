@@ -53,6 +53,10 @@ def main() -> None:
     scale.add_argument("--events", type=int, default=100_000)
     scale.add_argument("--consumer-events", type=int, default=10_000)
     scale.add_argument("--repeat", type=int, default=3)
+    cons = sub.add_parser("consumers", help="consumer throughput, 1 and 2 processes")
+    cons.add_argument("--events", type=int, default=20_000)
+    cons.add_argument("--repeat", type=int, default=3)
+    cons.add_argument("--workload", choices=sorted(scaling.WORKLOADS), default="welcome")
     sub.add_parser("memory", help="peak RSS and queue bounds, from the result files")
     sub.add_parser("summary", help="bench/results/summary.json from the result files")
     every = sub.add_parser("all", help="every benchmark above, then memory and summary")
@@ -76,6 +80,8 @@ def main() -> None:
         api_write.main(args.seconds, args.repeat, args.outage_seconds)
     elif args.name == "scaling":
         scaling.main(args.events, args.consumer_events, args.repeat)
+    elif args.name == "consumers":
+        scaling.consumers_main(args.events, args.repeat, args.workload)
     elif args.name == "memory":
         memory.main()
     elif args.name == "summary":
