@@ -134,22 +134,30 @@ class Reader:
     def _poll(self, max_records: int, timeout_s: float) -> list[Incoming]:
         consumer = self._client()
         self._collecting = []
-        msg = consumer.poll(timeout_s)
-        while msg is not None:
-            self._accept(msg)
-            if len(self._collecting) >= max_records:
-                break
-            msg = consumer.poll(0)
+        first = consumer.poll(timeout_s)
+        if first is not None:
+            self._accept(first)
+            # What is fetched already, in one call rather than one poll per record.
+            while len(self._collecting) < max_records:
+                more = consumer.consume(max_records - len(self._collecting), 0)
+                if not more:
+                    break
+                for msg in more:
+                    self._accept(msg)
         batch, self._collecting = self._collecting, []
         return [Incoming.from_message(m) for m in batch]
 
     def _accept(self, msg: Message) -> None:
         err = msg.error()
         if err is None:
+            tp = (msg.topic() or "", msg.partition() or 0)
+            # Returned in the same call as the revoke of its partition: not ours.
+            if tp not in self._assigned:
+                return
             self._collecting.append(msg)
             offset = msg.offset()
             if offset is not None:
-                self._returned[(msg.topic() or "", msg.partition() or 0)] = offset + 1
+                self._returned[tp] = offset + 1
             return
         if err.fatal():
             raise KafkaFatalError(f"{err.name()}: {err.str()}")

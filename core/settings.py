@@ -153,6 +153,8 @@ class ConsumerSettings:
     # restarted process gets its partitions back at once instead of after the session
     # timeout. Empty = dynamic membership.
     instance_id: str = ""
+    # Crash-test hook: "mid_batch:<probability>" (see consumers/failpoints.py).
+    failpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class Settings:
             "CONSUMER_RETRY_BACKOFF_MS": str(self.consumers.retry_backoff_ms),
             "CONSUMER_METRICS_PORT": str(self.consumers.metrics_port),
             "CONSUMER_INSTANCE_ID": self.consumers.instance_id,
+            "CONSUMER_FAILPOINT": self.consumers.failpoint,
             "LOG_LEVEL": self.log_level,
         }
 
@@ -276,6 +279,7 @@ class Settings:
                 retry_backoff_ms=_int(e, "CONSUMER_RETRY_BACKOFF_MS", d.consumers.retry_backoff_ms),
                 metrics_port=_int(e, "CONSUMER_METRICS_PORT", d.consumers.metrics_port),
                 instance_id=e.get("CONSUMER_INSTANCE_ID", d.consumers.instance_id),
+                failpoint=e.get("CONSUMER_FAILPOINT", d.consumers.failpoint),
             ),
             auth=AuthSettings(
                 jwt_secret=e.get("JWT_SECRET") or d.auth.jwt_secret,
