@@ -23,7 +23,11 @@ async def run(settings: Settings, *, registry: Registry | None = None) -> int:
     if settings.consumers.metrics_port:
         start_http_server(settings.consumers.metrics_port)
     registry = registry or default_registry()
-    engine = create_engine(settings.database, application_name="connectin-consumers")
+    # No pre-ping: a batch that finds its connection broken is retried anyway
+    # (database_unavailable), and the ping would be a round trip per batch.
+    engine = create_engine(
+        settings.database, application_name="connectin-consumers", pre_ping=False
+    )
     log.info(
         "consumers starting",
         consumers=[c.name for c in registry.consumers],

@@ -35,6 +35,7 @@ from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+# Records of one partition per poll, i.e. the most one transaction applies.
 MAX_BATCH = 500
 POLL_TIMEOUT_S = 0.25
 UNAVAILABLE_BASE_MS = 100
