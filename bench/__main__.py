@@ -33,8 +33,11 @@ def main() -> None:
     drain.add_argument("--shards", type=int, default=4)
     drain.add_argument("--processes", type=int, default=1)
     latency = sub.add_parser("relay-latency", help="commit-to-Kafka latency at steady rates")
-    latency.add_argument("--rates", default="100,1000")
+    latency.add_argument("--rates", default="100,1000,5000")
     latency.add_argument("--seconds", type=float, default=15)
+    latency.add_argument(
+        "--accumulate-ms", default="", help="RELAY_ACCUMULATE_MS values to compare, e.g. 0,10"
+    )
     wake = sub.add_parser("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
     wake.add_argument("--transactions", type=int, default=3000)
     wake.add_argument("--repeat", type=int, default=3)
@@ -69,7 +72,8 @@ def main() -> None:
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
     elif args.name == "relay-latency":
-        relay_latency.main(_ints(args.rates), args.seconds)
+        accumulate = _ints(args.accumulate_ms) if args.accumulate_ms else None
+        relay_latency.main(_ints(args.rates), args.seconds, accumulate)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
     elif args.name == "growth":

@@ -130,6 +130,9 @@ class KafkaSettings:
 class RelaySettings:
     shards: int = 4
     batch_size: int = 1000
+    # Longest wait for more rows before publishing a partial batch while rows keep
+    # arriving (see relay/shard_worker.py); 0 = publish what one fetch finds.
+    accumulate_ms: int = 10
     idle_poll_ms: int = 10
     lock_check_ms: int = 1000
     transaction_timeout_ms: int = 30_000
@@ -218,6 +221,7 @@ class Settings:
             "TOPIC_PARTITIONS": str(t.partitions),
             "RELAY_SHARDS": str(self.relay.shards),
             "RELAY_BATCH_SIZE": str(self.relay.batch_size),
+            "RELAY_ACCUMULATE_MS": str(self.relay.accumulate_ms),
             "RELAY_IDLE_POLL_MS": str(self.relay.idle_poll_ms),
             "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
             "RELAY_METRICS_PORT": str(self.relay.metrics_port),
@@ -257,6 +261,7 @@ class Settings:
             relay=RelaySettings(
                 shards=shards,
                 batch_size=_int(e, "RELAY_BATCH_SIZE", d.relay.batch_size, minimum=1),
+                accumulate_ms=_int(e, "RELAY_ACCUMULATE_MS", d.relay.accumulate_ms),
                 idle_poll_ms=_int(e, "RELAY_IDLE_POLL_MS", d.relay.idle_poll_ms, minimum=1),
                 lock_check_ms=_int(e, "RELAY_LOCK_CHECK_MS", d.relay.lock_check_ms, minimum=50),
                 transaction_timeout_ms=_int(
