@@ -25,8 +25,12 @@ browser:
 services: install
 	$(CONNECTIN) services up
 
+# API worker processes for `make up`: one per core (Postgres, Kafka, the relay and the
+# consumers share them too, so more would only queue).
+API_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 up: services
-	$(SERVICES_ENV) && $(CONNECTIN) up
+	$(SERVICES_ENV) && $(CONNECTIN) up --api-workers $(API_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from bench import (
     summary,
     wakeup,
 )
+from bench.procs import API_WORKERS
 from bench.profile import summarize
 
 
@@ -48,10 +49,12 @@ def main() -> None:
     e2e.add_argument("--rates", default="100,1000,5000")
     e2e.add_argument("--seconds", type=float, default=15)
     e2e.add_argument("--warmup", type=float, default=3)
+    e2e.add_argument("--api-workers", type=int, default=API_WORKERS)
     api = sub.add_parser("api-write", help="outbox vs domain-only vs dual write; Kafka down")
     api.add_argument("--seconds", type=float, default=8)
     api.add_argument("--repeat", type=int, default=3)
     api.add_argument("--outage-seconds", type=float, default=10, help="0: skip the outage")
+    api.add_argument("--api-workers", type=int, default=API_WORKERS)
     scale = sub.add_parser("scaling", help="relay processes and shards; consumer processes")
     scale.add_argument("--events", type=int, default=100_000)
     scale.add_argument("--consumer-events", type=int, default=10_000)
@@ -79,9 +82,9 @@ def main() -> None:
     elif args.name == "growth":
         growth.main(_ints(args.sizes), args.backlog)
     elif args.name == "e2e-latency":
-        e2e_latency.main(_ints(args.rates), args.seconds, args.warmup)
+        e2e_latency.main(_ints(args.rates), args.seconds, args.warmup, args.api_workers)
     elif args.name == "api-write":
-        api_write.main(args.seconds, args.repeat, args.outage_seconds)
+        api_write.main(args.seconds, args.repeat, args.outage_seconds, args.api_workers)
     elif args.name == "scaling":
         scaling.main(args.events, args.consumer_events, args.repeat)
     elif args.name == "consumers":

@@ -65,6 +65,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of `pid`, recursively (an API's uvicorn workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
     with open("/proc/stat") as stat:
@@ -129,7 +148,11 @@ class CpuWindow:
     _wall0: float = 0.0
 
     def start(self) -> None:
-        self._groups = {**{n: [p] for n, p in self.pids.items()}, **service_pids()}
+        # A process's children count with it (uvicorn workers under `connectin api`).
+        self._groups = {
+            **{n: [p, *descendants(p)] for n, p in self.pids.items()},
+            **service_pids(),
+        }
         self._cpu0 = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
         self._machine0 = machine_busy()
         self._wall0 = time.monotonic()
@@ -189,9 +212,12 @@ class Platform:
 
     def peak_rss_mb(self) -> dict[str, float]:
         """The kernel's high-water mark of each process's resident memory (VmHWM):
-        the true peak, not a sample. Read before stopping them."""
+        the true peak, not a sample; of a process with workers, the largest of it and
+        its workers (the goal is per process). Read before stopping them."""
         return {
-            name: round(status_kb(p.pid, "VmHWM") / 1024, 1)
+            name: round(
+                max(status_kb(pid, "VmHWM") for pid in [p.pid, *descendants(p.pid)]) / 1024, 1
+            )
             for name, p in self.procs.items()
             if p.returncode is None
         }
@@ -215,10 +241,17 @@ class Platform:
         self.procs.clear()
 
 
-def api_argv(port: int) -> list[str]:
-    """The real API exactly as `connectin api` runs it: uvicorn, one worker (uvloop and
-    httptools, uvicorn's defaults when installed)."""
-    return [CONNECTIN, "api", "--host", "127.0.0.1", "--port", str(port)]
+# As `make up` runs it on this 2-core machine (one worker per core).
+API_WORKERS = 2
+
+
+def api_argv(port: int, workers: int = API_WORKERS) -> list[str]:
+    """The real API exactly as `connectin api` runs it: uvicorn with `workers` worker
+    processes (uvloop and httptools, uvicorn's defaults when installed)."""
+    return [
+        *(CONNECTIN, "api", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers)),
+    ]
 
 
 def relay_argv() -> list[str]:

@@ -87,7 +87,7 @@ async def profile_process(
     out = Path(tempfile.gettempdir()) / f"connectin-profile-{name}-{pid}.txt"
     proc = await asyncio.create_subprocess_exec(
         PY_SPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(out),
-        "--gil", "--nonblocking",
+        "--gil", "--nonblocking", "--subprocesses",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -95,7 +95,8 @@ async def profile_process(
     if proc.returncode != 0 or not out.exists():
         return {"error": f"py-spy exited {proc.returncode}: {err.decode()[-300:]}"}
     return {
-        "command": f"py-spy record -p <{name} pid> -d {seconds} -f raw --gil --nonblocking",
+        "command": f"py-spy record -p <{name} pid> -d {seconds} -f raw --gil --nonblocking"
+        " --subprocesses",
         "raw_file": str(out),
         **summarize(out, API_MARKERS if markers is None else markers),
     }

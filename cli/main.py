@@ -33,15 +33,24 @@ def migrate() -> None:
 
 
 @app.command()
-def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+def api(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes"),
+) -> None:
     """Run the HTTP API."""
     import uvicorn
 
-    from api.app import create_app
-
     settings = Settings.from_env()
     configure_logging(settings.log_level, process="api")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @app.command()
@@ -65,11 +74,13 @@ def consumers() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    api_workers: int = typer.Option(2, min=1, help="worker processes of the API"),
+) -> None:
     """Services, migrations, then api + relay + consumers + localstripe in the foreground."""
     from cli.up import run_all
 
-    raise typer.Exit(run_all(Settings.from_env()))
+    raise typer.Exit(run_all(Settings.from_env(), api_workers=api_workers))
 
 
 @app.command("register-webhook")
