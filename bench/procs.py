@@ -92,12 +92,21 @@ def machine_busy() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
-FOREIGN = (b"pytest", b"-m\x00bench", b"-m\x00relay", b"-m\x00consumers", b"connectin\x00api")
+FOREIGN = (
+    b"pytest",
+    b"-m\x00bench",
+    b"-m\x00relay",
+    b"-m\x00consumers",
+    b"connectin\x00api",
+    b"connectin\x00relay",
+    b"connectin\x00consumers",
+    b"connectin\x00up",
+)
 
 
 def foreign_activity() -> list[str]:
-    """Test runs, benchmarks and platform processes on this machine that are not this
-    benchmark's: they share the 2 cores, so results note them."""
+    """Relays, consumers, APIs, test runs and benchmarks of any checkout on this machine
+    that are not this benchmark's own: they share the 2 cores."""
     mine = os.getpid()
     found = []
     for entry in Path("/proc").iterdir():
