@@ -108,9 +108,18 @@ def foreign_activity() -> list[str]:
     """Relays, consumers, APIs, test runs and benchmarks of any checkout on this machine
     that are not this benchmark's own: they share the 2 cores."""
     mine = os.getpid()
+    # This run's own chain of parents (`make bench`, `timeout ... python -m bench`).
+    ancestors = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == mine:
+        if not entry.name.isdigit() or int(entry.name) == mine or int(entry.name) in ancestors:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
@@ -157,11 +166,16 @@ class CpuWindow:
     _wall0: float = 0.0
 
     def start(self) -> None:
-        # A process's children count with it (uvicorn workers under `connectin api`).
-        self._groups = {
-            **{n: [p, *descendants(p)] for n, p in self.pids.items()},
-            **service_pids(),
-        }
+        # A process's children count with it (uvicorn workers under `connectin api`),
+        # except named ones and theirs (the runner's children are the platform).
+        below = {n: descendants(p) for n, p in self.pids.items()}
+
+        def own(name: str) -> list[int]:
+            nested = [o for o, p in self.pids.items() if o != name and p in below[name]]
+            taken = {pid for o in nested for pid in [self.pids[o], *below[o]]}
+            return [self.pids[name], *(pid for pid in below[name] if pid not in taken)]
+
+        self._groups = {**{n: own(n) for n in self.pids}, **service_pids()}
         self._cpu0 = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
         self._machine0 = machine_busy()
         self._wall0 = time.monotonic()
