@@ -36,6 +36,7 @@ from tests.test_consumers_support import (
 )
 
 ANOMALY_KINDS = ("gap", "regression", "late_start")
+CONSUMERS = ("users", "projects")
 
 
 def anomalies(consumer: str) -> float:
@@ -257,3 +258,57 @@ async def test_lost_database_connection_is_waited_for_not_parked(
     assert await scalar(clean_db, "SELECT count(*) FROM dead_letters") == 0
     waits = metric("connectin_consumer_database_unavailable_total", consumer="dbgone")
     assert waits - waits_before == 2
+
+
+async def test_missing_user_in_the_middle_of_a_batch_parks_only_its_record(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """Notifications and counters are written at the end of a batch, so a user that
+    does not exist is found there: the record that named it is parked at once, the
+    records around it (same key, same batch) apply once and in order."""
+    s = consumer_settings(settings, "batchmissing")
+    t = s.kafka.topics
+    alice, bob = await create_users(clean_db, 2, "batchmissing")
+    missing = 2**40
+    welcomes = [
+        envelope_record(t.user, "user.registered", ("user", 900), seq, {"user_id": uid})
+        for seq, uid in enumerate((alice, missing, bob), start=1)
+    ]
+    projects = [
+        envelope_record(t.project, "project.created", ("project", 900), seq, {"owner_id": uid})
+        for seq, uid in enumerate((alice, missing, bob), start=1)
+    ]
+    retries_before = {c: metric("connectin_consumer_retries_total", consumer=c) for c in CONSUMERS}
+    anomalies_before = {c: anomalies(c) for c in CONSUMERS}
+    ensure_event_topics(s)
+    # Produced before the consumers start: each key's three records arrive in one poll,
+    # so each consumer applies them as one batch.
+    await produce(s, [*welcomes, *projects])
+
+    async def settled() -> bool:
+        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
+        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
+        return bool(done == 4 and parked == 2)
+
+    async with running_consumers(s, clean_db):
+        await wait_until(settled, what="4 events applied and 2 parked")
+
+    letters = await rows(clean_db, "SELECT * FROM dead_letters ORDER BY consumer")
+    assert [(d.consumer, str(d.event_id), d.attempts) for d in letters] == [
+        ("projects", projects[1].event_id, 1),
+        ("users", welcomes[1].event_id, 1),
+    ]
+    assert all(f"user {missing} does not exist" in d.error for d in letters)
+    notified = await rows(
+        clean_db, "SELECT user_id, source_event_id::text AS e FROM notifications ORDER BY id"
+    )
+    assert [(n.user_id, n.e) for n in notified] == [
+        (alice, welcomes[0].event_id),
+        (bob, welcomes[2].event_id),
+    ]
+    counts = await rows(clean_db, "SELECT id, projects_count FROM users ORDER BY id")
+    assert {c.id: c.projects_count for c in counts} == {alice: 1, bob: 1}
+    for consumer in CONSUMERS:
+        retries = metric("connectin_consumer_retries_total", consumer=consumer)
+        assert retries == retries_before[consumer]
+        assert anomalies(consumer) == anomalies_before[consumer]
