@@ -24,22 +24,22 @@ from core.settings import Settings
 
 Anomaly = Literal["gap", "regression", "late_start"]
 
-# One round trip claims every event of the batch and reads the last applied sequence
-# of its keys. Both arrays come out of one aggregate, so their orders match.
 _CLAIM = text(
     """
-    WITH fresh AS (
-        INSERT INTO processed_events (consumer, event_id)
-        SELECT :consumer, event_id FROM unnest(CAST(:event_ids AS uuid[])) AS event_id
-        ON CONFLICT DO NOTHING
-        RETURNING event_id
-    )
-    SELECT ARRAY(SELECT event_id FROM fresh) AS fresh, known.keys, known.sequences
-    FROM (
-        SELECT array_agg(key) AS keys, array_agg(last_sequence) AS sequences
-        FROM consumer_key_sequences
-        WHERE consumer = :consumer AND key = ANY(CAST(:keys AS text[]))
-    ) AS known
+    INSERT INTO processed_events (consumer, event_id)
+    SELECT :consumer, event_id FROM unnest(CAST(:event_ids AS uuid[])) AS event_id
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
+
+# A statement of its own, after the claim: the claim may have waited for another
+# member still committing some of these events (a rebalance), and only a snapshot
+# taken after that wait sees the sequences it advanced.
+_LAST_SEQUENCES = text(
+    """
+    SELECT key, last_sequence FROM consumer_key_sequences
+    WHERE consumer = :consumer AND key = ANY(CAST(:keys AS text[]))
     """
 )
 
@@ -143,18 +143,21 @@ class Inbox:
         was applied or claimed."""
         try:
             async with self._sessions.begin() as session:
-                claim = (
-                    await session.execute(
-                        _CLAIM,
-                        {
-                            "consumer": self._consumer,
-                            "event_ids": [d.event.event_id for d in batch],
-                            "keys": list({d.event.key for d in batch}),
-                        },
+                claimed = await session.execute(
+                    _CLAIM,
+                    {
+                        "consumer": self._consumer,
+                        "event_ids": [d.event.event_id for d in batch],
+                    },
+                )
+                fresh = set(claimed.scalars())
+                last: dict[str, int] = {}
+                if fresh:
+                    known = await session.execute(
+                        _LAST_SEQUENCES,
+                        {"consumer": self._consumer, "keys": list({d.event.key for d in batch})},
                     )
-                ).one()
-                fresh = set(claim.fresh)
-                last = dict(zip(claim.keys or (), claim.sequences or (), strict=True))
+                    last = {row.key: row.last_sequence for row in known}
                 advanced: dict[str, int] = {}
                 effects = Effects()
                 results = []
