@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
@@ -173,42 +174,46 @@ async def test_failing_handler_is_retried_parked_and_replayed_once(
     async def replay_applied() -> bool:
         return stuck_id in flaky.applied
 
-    async with running_consumers(s, clean_db, registry):
-        await wait_until(parked_and_moved_on, what="the stuck event parked, the next applied")
-        assert flaky.calls[stuck_id] == 3
-        assert metric("connectin_consumer_retries_total", consumer="flaky") - retries_before == 2
-        (letter,) = await list_dead_letters(clean_db, topic=topic)
-        assert (letter.consumer, letter.attempts) == ("flaky", 3)
-        assert "RuntimeError: downstream said no" in letter.error
-        assert letter.replayed_at is None
-        # The other consumer of the topic was not held up by the flaky one.
-        await wait_until(welcomed, what="welcome notification")
+    # The consumers run in this process and log to stdout, which CliRunner captures
+    # while a CLI command runs: held in memory instead, the CLI's JSON stays its own.
+    with structlog.testing.capture_logs():
+        async with running_consumers(s, clean_db, registry):
+            await wait_until(parked_and_moved_on, what="the stuck event parked, the next applied")
+            assert flaky.calls[stuck_id] == 3
+            retries = metric("connectin_consumer_retries_total", consumer="flaky")
+            assert retries - retries_before == 2
+            (letter,) = await list_dead_letters(clean_db, topic=topic)
+            assert (letter.consumer, letter.attempts) == ("flaky", 3)
+            assert "RuntimeError: downstream said no" in letter.error
+            assert letter.replayed_at is None
+            # The other consumer of the topic was not held up by the flaky one.
+            await wait_until(welcomed, what="welcome notification")
 
-        listed = await asyncio.to_thread(cli, s, "list", "--json", "--topic", topic)
-        assert listed.exit_code == 0, listed.output
-        assert [d["id"] for d in json.loads(listed.stdout)] == [letter.id]
-        table = await asyncio.to_thread(cli, s, "list", "--pending")
-        assert table.exit_code == 0 and "flaky" in table.stdout
-        assert "RuntimeError: downstream said no" in table.stdout
+            listed = await asyncio.to_thread(cli, s, "list", "--json", "--topic", topic)
+            assert listed.exit_code == 0, listed.output
+            assert [d["id"] for d in json.loads(listed.stdout)] == [letter.id]
+            table = await asyncio.to_thread(cli, s, "list", "--pending")
+            assert table.exit_code == 0 and "flaky" in table.stdout
+            assert "RuntimeError: downstream said no" in table.stdout
 
-        flaky.broken.clear()  # the fix is deployed
-        (result,) = await replay(clean_db, s.kafka)  # every pending one: just this
-        assert result.ok and result.id == letter.id
-        await wait_until(replay_applied, what="replay applied")
-        assert flaky.applied.count(stuck_id) == 1
+            flaky.broken.clear()  # the fix is deployed
+            (result,) = await replay(clean_db, s.kafka)  # every pending one: just this
+            assert result.ok and result.id == letter.id
+            await wait_until(replay_applied, what="replay applied")
+            assert flaky.applied.count(stuck_id) == 1
 
-        # A second replay (from the CLI) reaches both consumers again: both skip it.
-        again = await asyncio.to_thread(cli, s, "replay", str(letter.id))
-        assert again.exit_code == 0, again.output
-        assert f"[1/1] dead letter {letter.id} -> {topic}" in again.stdout
+            # A second replay (from the CLI) reaches both consumers again: both skip it.
+            again = await asyncio.to_thread(cli, s, "replay", str(letter.id))
+            assert again.exit_code == 0, again.output
+            assert f"[1/1] dead letter {letter.id} -> {topic}" in again.stdout
 
-        async def skipped_again() -> bool:
-            seen = metric("connectin_consumer_duplicates_skipped_total", consumer="flaky")
-            return seen - duplicates_before == 1
+            async def skipped_again() -> bool:
+                seen = metric("connectin_consumer_duplicates_skipped_total", consumer="flaky")
+                return seen - duplicates_before == 1
 
-        await wait_until(skipped_again, what="second replay skipped as a duplicate")
-        nothing = await asyncio.to_thread(cli, s, "replay", "--all")
-        assert nothing.exit_code == 0 and "nothing to replay" in nothing.stdout
+            await wait_until(skipped_again, what="second replay skipped as a duplicate")
+            nothing = await asyncio.to_thread(cli, s, "replay", "--all")
+            assert nothing.exit_code == 0 and "nothing to replay" in nothing.stdout
 
     assert flaky.applied.count(stuck_id) == 1
     assert await notifications() == 1
