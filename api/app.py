@@ -40,7 +40,9 @@ async def database(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     # No pre-ping (a round trip on every request): a connection found broken fails
     # its request with 503 and Retry-After (api/errors.py) and is dropped from the pool.
-    engine = create_engine(settings.database, application_name="connectin-api", pre_ping=False)
+    engine = create_engine(
+        settings.database, application_name="connectin-api", pre_ping=False, keep_overflow=True
+    )
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     log.info("api started")

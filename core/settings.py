@@ -211,6 +211,8 @@ class Settings:
         t = self.kafka.topics
         return {
             "DATABASE_URL": self.database.url,
+            "DATABASE_POOL_SIZE": str(self.database.pool_size),
+            "DATABASE_MAX_OVERFLOW": str(self.database.max_overflow),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "KAFKA_TRANSACTIONAL_ID_PREFIX": self.kafka.transactional_id_prefix,
             "TOPIC_USER_EVENTS": t.user,
