@@ -25,11 +25,15 @@ browser:
 services: install
 	$(CONNECTIN) services up
 
+# API worker processes for `make up`: one per core (Postgres, Kafka, the relay and the
+# consumers share them too, so more would only queue).
+API_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 # Without CONNECTIN_ENV every process runs as production and refuses the published
 # default secrets; these targets say which environment they chose.
 up: services
-	@echo "make up: CONNECTIN_ENV=development (default secrets allowed, login cookie without Secure, random OPS_TOKEN)"
-	$(SERVICES_ENV) && CONNECTIN_ENV=development $(CONNECTIN) up
+	@echo "make up: CONNECTIN_ENV=development (default secrets allowed, login cookie without Secure, random OPS_TOKEN), $(API_WORKERS) API workers"
+	$(SERVICES_ENV) && CONNECTIN_ENV=development $(CONNECTIN) up --api-workers $(API_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ from api.ratelimit import LoginThrottle
 from api.routes import ROUTES, payments
 from api.routes.ops import OPS_ROUTES, ops_status
 from core.db import create_engine, session_factory
+from core.logging import configure_logging
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,11 @@ CORS_HEADERS = ["Authorization", "Content-Type", "traceparent", "Idempotency-Key
 @asynccontextmanager
 async def database(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = create_engine(settings.database, application_name="connectin-api")
+    # No pre-ping (a round trip on every request): a connection found broken fails
+    # its request with 503 and Retry-After (api/errors.py) and is dropped from the pool.
+    engine = create_engine(
+        settings.database, application_name="connectin-api", pre_ping=False, keep_overflow=True
+    )
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     log.info("api started")
@@ -104,3 +109,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     correct_document(app)
     return app
+
+
+def app_from_env() -> Litestar:
+    """The app of one `connectin api` worker process: uvicorn imports it by name and
+    calls it in each worker, so every worker reads the environment itself."""
+    # `connectin api` checked the secrets before starting the workers.
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, process="api")
+    return create_app(settings)

@@ -26,11 +26,12 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
 from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
-from api.routes.projects import project_out
+from api.routes.projects import insert_project, project_out
 from api.schemas import ProjectIn, ProjectOut, clean_text
 from core.envelope import event_key
 from core.logging import configure_logging
@@ -104,12 +105,13 @@ class KafkaSender:
         self._producer.flush(DUAL_WRITE_TIMEOUT_MS / 1000)
 
 
-def _new_project(data: ProjectIn, owner_id: int) -> Project:
-    """As the real route builds it."""
-    return Project(
-        owner_id=owner_id,
-        title=clean_text("title", data.title),
-        description=clean_text("description", data.description, allow_empty=True),
+async def _insert_project(db_session: AsyncSession, data: ProjectIn, owner_id: int) -> Project:
+    """As the real route inserts it."""
+    return await insert_project(
+        db_session,
+        owner_id,
+        clean_text("title", data.title),
+        clean_text("description", data.description, allow_empty=True),
     )
 
 
@@ -118,10 +120,7 @@ async def create_project_domain_only(
     data: JSONBody[ProjectIn], db_session: DbSession, principal: Caller
 ) -> ProjectOut:
     """The real handler minus the outbox row: the floor the outbox is measured against."""
-    project = _new_project(data, principal.id)
-    db_session.add(project)
-    await db_session.flush()
-    return project_out(project)
+    return project_out(await _insert_project(db_session, data, principal.id))
 
 
 @post(DUAL_WRITE, status_code=201, include_in_schema=False)
@@ -135,8 +134,7 @@ async def create_project_dual_write(
 ) -> ProjectOut:
     """Commit, then send and await the delivery: a failed send is a 500 with the project
     already committed (its event lost), a crash between the two loses it silently."""
-    project = _new_project(data, principal.id)
-    db_session.add(project)
+    project = await _insert_project(db_session, data, principal.id)
     await db_session.commit()
     sender = cast(KafkaSender, state.kafka_sender)
     await sender.send(events.project_created(settings.kafka.topics, project, traceparent))
@@ -159,15 +157,28 @@ def create_variant_app(settings: Settings) -> Litestar:
     return app
 
 
+def variant_app_from_env() -> Litestar:
+    """One worker's app, as `api.app.app_from_env` for the real one."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, process="api")
+    return create_variant_app(settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.api_variants")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, process="api")
-    # As `connectin api` runs the real one: uvicorn, one worker, its default loop/parser.
-    uvicorn.run(create_variant_app(settings), host=args.host, port=args.port, log_level="warning")
+    # As `connectin api` runs the real one: uvicorn, its default loop/parser.
+    uvicorn.run(
+        "bench.api_variants:variant_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

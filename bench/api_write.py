@@ -29,7 +29,7 @@ from bench.api_variants import DOMAIN_ONLY, DUAL_WRITE
 from bench.common import bench_settings, drop_run, median_spread, progress, write_result
 from bench.kafka_read import read_values, relay_transactions
 from bench.loadgen import Pool, RunStats, Target, closed_loop, open_loop, wait_until_up
-from bench.procs import CpuWindow, Platform, free_port, load_average, relay_argv
+from bench.procs import API_WORKERS, CpuWindow, Platform, free_port, load_average, relay_argv
 from bench.profile import profile_process
 from bench.users import PROJECTS, make_users, project_requests
 from cli.services import start_kafka, stop_kafka
@@ -42,8 +42,11 @@ OUTAGE_RATE = 50  # requests/s to each of the two routes while Kafka is down
 RELAY_CATCH_UP_S = 180.0
 
 
-def variant_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "bench.api_variants", "--port", str(port)]
+def variant_argv(port: int, workers: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "bench.api_variants", "--port", str(port)),
+        *("--workers", str(workers)),
+    ]
 
 
 async def measure(
@@ -199,7 +202,9 @@ async def kafka_outage(
     return result
 
 
-async def run(settings: Settings, seconds: float, repeat: int, outage_s: float) -> dict[str, Any]:
+async def run(
+    settings: Settings, seconds: float, repeat: int, outage_s: float, workers: int
+) -> dict[str, Any]:
     users = await make_users(settings, USERS)
     port = free_port()
     target = Target("127.0.0.1", port)
@@ -209,7 +214,7 @@ async def run(settings: Settings, seconds: float, repeat: int, outage_s: float) 
     result: dict[str, Any] = {}
     try:
         await platform.start("relay", *relay_argv(), settings=settings)
-        await platform.start("api", *variant_argv(port), settings=settings)
+        await platform.start("api", *variant_argv(port, workers), settings=settings)
         await wait_until_up(pool, target)
         pids = {**platform.pids, "loadgen": os.getpid()}
         result["throughput"] = await throughput(pool, target, users, seconds, repeat, pids)
@@ -248,16 +253,19 @@ async def run(settings: Settings, seconds: float, repeat: int, outage_s: float) 
     return result
 
 
-def main(seconds: float, repeat: int, outage_s: float) -> dict[str, Any]:
+def main(
+    seconds: float, repeat: int, outage_s: float, workers: int = API_WORKERS
+) -> dict[str, Any]:
     settings = bench_settings("api")
     try:
-        result = uvloop.run(run(settings, seconds, repeat, outage_s))
+        result = uvloop.run(run(settings, seconds, repeat, outage_s, workers))
     finally:
         drop_run(settings)
     throughput_doc = result["throughput"]
     summary = {
         "server": "bench/api_variants.py: create_app(settings) + 2 bench routes; uvicorn, "
-        "1 worker (uvloop + httptools), relay running",
+        f"{workers} worker(s) (uvloop + httptools), relay running",
+        "api_workers": workers,
         "load_generator": f"bench/loadgen.py closed loop, {CONNECTIONS} keep-alive connections",
         "seconds_per_run": seconds,
         "repeat": repeat,

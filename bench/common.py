@@ -23,6 +23,10 @@ from migrations import upgrade
 
 RESULTS = Path(__file__).parent / "results"
 
+# Foreign processes that were running when this run started with --allow-noise (see
+# bench/__main__.py); every result file of the run records them.
+NOISE: list[str] = []
+
 
 def bench_settings(tag: str) -> Settings:
     """Settings on a fresh `connectin_bench_<tag>_<run>` database with topics of the
@@ -118,6 +122,9 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
         "machine": platform.platform(),
         **result,
     }
+    doc["noisy"] = bool(NOISE) or bool(result.get("noisy"))
+    if NOISE:
+        doc["noise"] = NOISE
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2), flush=True)

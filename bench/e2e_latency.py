@@ -29,6 +29,7 @@ from bench.common import bench_settings, drop_run, percentiles, progress, write_
 from bench.kafka_read import relay_transactions
 from bench.loadgen import Pool, RunStats, Target, open_loop, wait_until_up
 from bench.procs import (
+    API_WORKERS,
     CpuWindow,
     Platform,
     api_argv,
@@ -100,7 +101,9 @@ async def latencies(conn: asyncpg.Connection, answered: dict[str, float]) -> dic
     }
 
 
-async def run(settings: Settings, rates: list[int], seconds: float, warmup_s: float) -> Any:
+async def run(
+    settings: Settings, rates: list[int], seconds: float, warmup_s: float, workers: int
+) -> Any:
     users = await make_users(settings, USERS)
     port = free_port()
     target = Target("127.0.0.1", port)
@@ -111,7 +114,7 @@ async def run(settings: Settings, rates: list[int], seconds: float, warmup_s: fl
     try:
         await platform.start("relay", *relay_argv(), settings=settings)
         await platform.start("consumers", *consumers_argv(), settings=settings)
-        await platform.start("api", *api_argv(port), settings=settings)
+        await platform.start("api", *api_argv(port, workers), settings=settings)
         await wait_until_up(pool, target)
         request = project_requests(target, users)
         # Warm-up: every process connected and past its first requests, the consumer
@@ -160,14 +163,17 @@ async def run(settings: Settings, rates: list[int], seconds: float, warmup_s: fl
     return {"runs": runs, "peak_rss_mb": peaks}
 
 
-def main(rates: list[int], seconds: float, warmup_s: float = 3.0) -> dict[str, Any]:
+def main(
+    rates: list[int], seconds: float, warmup_s: float = 3.0, workers: int = API_WORKERS
+) -> dict[str, Any]:
     settings = bench_settings("e2e")
     try:
-        result = uvloop.run(run(settings, rates, seconds, warmup_s))
+        result = uvloop.run(run(settings, rates, seconds, warmup_s, workers))
     finally:
         drop_run(settings)
     summary = {
-        "api": "connectin api (uvicorn, 1 worker, uvloop + httptools)",
+        "api": f"connectin api --workers {workers} (uvicorn, uvloop + httptools)",
+        "api_workers": workers,
         "load_generator": "bench/loadgen.py: asyncio on uvloop + httptools, HTTP/1.1 "
         f"keep-alive, open loop over {CONNECTIONS} connections, same process as the runner",
         "users": USERS,

@@ -13,9 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import api_write, e2e_latency, growth, memory, relay_drain, scaling, summary
+from bench import (
+    api_write,
+    e2e_latency,
+    growth,
+    memory,
+    relay_drain,
+    relay_latency,
+    scaling,
+    summary,
+)
 from bench.common import progress
 from bench.procs import foreign_activity, load_average
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class Plan:
     scaling_repeat: int
     growth_sizes: tuple[int, ...]
     growth_backlog: int
+    relay_latency_seconds: float
     repeat: int = 3
 
 
@@ -44,6 +55,7 @@ DEFAULT = Plan(
     scaling_repeat=3,
     growth_sizes=(0, 100_000, 1_000_000),
     growth_backlog=20_000,
+    relay_latency_seconds=15,
 )
 QUICK = Plan(
     drain_events=30_000,
@@ -56,9 +68,13 @@ QUICK = Plan(
     scaling_repeat=1,
     growth_sizes=(0, 100_000),
     growth_backlog=10_000,
+    relay_latency_seconds=5,
 )
 FULL_GROWTH = (0, 100_000, 1_000_000, 5_000_000)
 E2E_RATES = [100, 1000, 5000]
+# 0 (publish what one fetch finds) beside the default: the gain and the latency cost
+# of waiting for more rows are ratios of the same run.
+RELAY_ACCUMULATE_COMPARED = [0, Settings().relay.accumulate_ms]
 
 
 def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
@@ -66,6 +82,12 @@ def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
     sizes = list(FULL_GROWTH if full else plan.growth_sizes)
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("relay-drain", lambda: relay_drain.main(plan.drain_events, 5000, plan.repeat, 4, 1)),
+        (
+            "relay-latency",
+            lambda: relay_latency.main(
+                E2E_RATES, plan.relay_latency_seconds, RELAY_ACCUMULATE_COMPARED
+            ),
+        ),
         (
             "e2e-latency",
             lambda: e2e_latency.main(E2E_RATES, plan.e2e_seconds, plan.e2e_warmup),

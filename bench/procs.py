@@ -65,6 +65,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of `pid`, recursively (an API's uvicorn workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
     with open("/proc/stat") as stat:
@@ -73,16 +92,34 @@ def machine_busy() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
-FOREIGN = (b"pytest", b"-m\x00bench", b"-m\x00relay", b"-m\x00consumers", b"connectin\x00api")
+FOREIGN = (
+    b"pytest",
+    b"-m\x00bench",
+    b"-m\x00relay",
+    b"-m\x00consumers",
+    b"connectin\x00api",
+    b"connectin\x00relay",
+    b"connectin\x00consumers",
+    b"connectin\x00up",
+)
 
 
 def foreign_activity() -> list[str]:
-    """Test runs, benchmarks and platform processes on this machine that are not this
-    benchmark's: they share the 2 cores, so results note them."""
+    """Relays, consumers, APIs, test runs and benchmarks of any checkout on this machine
+    that are not this benchmark's own: they share the 2 cores."""
     mine = os.getpid()
+    # This run's own chain of parents (`make bench`, `timeout ... python -m bench`).
+    ancestors = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == mine:
+        if not entry.name.isdigit() or int(entry.name) == mine or int(entry.name) in ancestors:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
@@ -129,7 +166,16 @@ class CpuWindow:
     _wall0: float = 0.0
 
     def start(self) -> None:
-        self._groups = {**{n: [p] for n, p in self.pids.items()}, **service_pids()}
+        # A process's children count with it (uvicorn workers under `connectin api`),
+        # except named ones and theirs (the runner's children are the platform).
+        below = {n: descendants(p) for n, p in self.pids.items()}
+
+        def own(name: str) -> list[int]:
+            nested = [o for o, p in self.pids.items() if o != name and p in below[name]]
+            taken = {pid for o in nested for pid in [self.pids[o], *below[o]]}
+            return [self.pids[name], *(pid for pid in below[name] if pid not in taken)]
+
+        self._groups = {**{n: own(n) for n in self.pids}, **service_pids()}
         self._cpu0 = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
         self._machine0 = machine_busy()
         self._wall0 = time.monotonic()
@@ -189,9 +235,12 @@ class Platform:
 
     def peak_rss_mb(self) -> dict[str, float]:
         """The kernel's high-water mark of each process's resident memory (VmHWM):
-        the true peak, not a sample. Read before stopping them."""
+        the true peak, not a sample; of a process with workers, the largest of it and
+        its workers (the goal is per process). Read before stopping them."""
         return {
-            name: round(status_kb(p.pid, "VmHWM") / 1024, 1)
+            name: round(
+                max(status_kb(pid, "VmHWM") for pid in [p.pid, *descendants(p.pid)]) / 1024, 1
+            )
             for name, p in self.procs.items()
             if p.returncode is None
         }
@@ -215,10 +264,17 @@ class Platform:
         self.procs.clear()
 
 
-def api_argv(port: int) -> list[str]:
-    """The real API exactly as `connectin api` runs it: uvicorn, one worker (uvloop and
-    httptools, uvicorn's defaults when installed)."""
-    return [CONNECTIN, "api", "--host", "127.0.0.1", "--port", str(port)]
+# As `make up` runs it on this 2-core machine (one worker per core).
+API_WORKERS = 2
+
+
+def api_argv(port: int, workers: int = API_WORKERS) -> list[str]:
+    """The real API exactly as `connectin api` runs it: uvicorn with `workers` worker
+    processes (uvloop and httptools, uvicorn's defaults when installed)."""
+    return [
+        *(CONNECTIN, "api", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers)),
+    ]
 
 
 def relay_argv() -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -78,12 +79,15 @@ def summarize(path: Path, markers: Markers | None = None, top: int = 30) -> dict
 async def profile_process(
     pid: int, name: str, seconds: int = 6, markers: Markers | None = None
 ) -> dict[str, Any]:
-    """Record `seconds` of `pid` and summarize; an unavailable py-spy (no ptrace
-    permission, say) is reported in the result, not raised: the figures stand alone."""
+    """Record `seconds` of `pid` and summarize; a missing or unusable py-spy (not
+    installed, no ptrace permission) is reported in the result, not raised: the
+    figures stand alone."""
+    if shutil.which(PY_SPY) is None:
+        return {"skipped": f"py-spy is not installed ({PY_SPY}); `pip install py-spy` to profile"}
     out = Path(tempfile.gettempdir()) / f"connectin-profile-{name}-{pid}.txt"
     proc = await asyncio.create_subprocess_exec(
         PY_SPY, "record", "-p", str(pid), "-d", str(seconds), "-f", "raw", "-o", str(out),
-        "--gil", "--nonblocking",
+        "--gil", "--nonblocking", "--subprocesses",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -91,7 +95,8 @@ async def profile_process(
     if proc.returncode != 0 or not out.exists():
         return {"error": f"py-spy exited {proc.returncode}: {err.decode()[-300:]}"}
     return {
-        "command": f"py-spy record -p <{name} pid> -d {seconds} -f raw --gil --nonblocking",
+        "command": f"py-spy record -p <{name} pid> -d {seconds} -f raw --gil --nonblocking"
+        " --subprocesses",
         "raw_file": str(out),
         **summarize(out, API_MARKERS if markers is None else markers),
     }

@@ -1,8 +1,13 @@
 """Commit-to-Kafka latency at a steady rate: writers commit one event per transaction
 through the real outbox writer, a real relay process publishes, and a read_committed
-consumer notes when each event becomes visible. Latency = visible - committed.
+consumer notes when each event becomes visible. Latency = visible - committed. Per
+rate also the events per Kafka transaction (from the checkpoint records) and the
+relay's CPU while the writers ran.
 
-    python -m bench relay-latency --rates 100,1000 --seconds 15
+Each rate runs once per `--accumulate-ms` value (RELAY_ACCUMULATE_MS), so the cost
+and the gain of waiting for more rows under a trickle are ratios of one run:
+
+    python -m bench relay-latency --rates 100,1000,5000 --seconds 15 --accumulate-ms 0,10
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import Consumer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.common import bench_settings, drop_run, percentiles, progress, write_result
+from bench.kafka_read import relay_transactions
+from bench.procs import cpu_seconds, load_average
 from core.db import create_engine
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
@@ -70,8 +78,13 @@ class VisibilityClock:
 
 
 async def steady_writes(
-    settings: Settings, rate: int, seconds: float, committed: dict[str, float]
-) -> float:
+    settings: Settings,
+    rate: int,
+    seconds: float,
+    committed: dict[str, float],
+    outbox_ids: list[int],
+) -> tuple[float, float]:
+    """(how far the writers fell behind schedule at worst, seconds they took)."""
     engine = create_engine(settings.database, application_name="bench-writer")
     sessions = async_sessionmaker(engine)
     total = int(rate * seconds)
@@ -96,52 +109,79 @@ async def steady_writes(
                 user_id=n,
             )
             async with sessions.begin() as session:
-                await enqueue(session, event, shards=settings.relay.shards)
+                stored = await enqueue(session, event, shards=settings.relay.shards)
             committed[str(event.event_id)] = time.time()
+            outbox_ids.append(stored.outbox_id)
 
     await asyncio.gather(*(writer() for _ in range(WRITERS)))
+    elapsed = time.perf_counter() - start
     await engine.dispose()
-    return max(lag, default=0.0)
+    return max(lag, default=0.0), elapsed
 
 
 async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
     relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
     clock = VisibilityClock(settings)
+    load = load_average()
     try:
         await asyncio.to_thread(clock.start)
         await asyncio.sleep(2)  # relay start-up: leases, init_transactions
         committed: dict[str, float] = {}
-        behind = await steady_writes(settings, rate, seconds, committed)
+        outbox_ids: list[int] = []
+        cpu_before, wall_before = cpu_seconds(relay.pid), time.monotonic()
+        behind, took = await steady_writes(settings, rate, seconds, committed, outbox_ids)
         deadline = time.time() + 30
         while time.time() < deadline and not committed.keys() <= clock.seen.keys():  # noqa: ASYNC110 (another thread fills clock.seen)
             await asyncio.sleep(0.1)
+        relay_cores = (cpu_seconds(relay.pid) - cpu_before) / (time.monotonic() - wall_before)
     finally:
         await asyncio.to_thread(clock.stop)
         relay.terminate()
         await asyncio.wait_for(relay.wait(), 30)
     missing = len(committed.keys() - clock.seen.keys())
     latencies = [(clock.seen[i] - t) * 1000 for i, t in committed.items() if i in clock.seen]
+    transactions = await asyncio.to_thread(
+        relay_transactions,
+        settings.kafka.bootstrap_servers,
+        settings.kafka.topics.checkpoint,
+        range(min(outbox_ids), max(outbox_ids) + 1),
+    )
     return {
         "rate": rate,
+        "accumulate_ms": settings.relay.accumulate_ms,
         "events": len(committed),
+        "achieved_per_s": round(len(committed) / took, 1),
         "missing": missing,
         "writer_max_behind_schedule_ms": round(behind * 1000, 1),
         "latency_ms": percentiles(latencies),
+        **transactions,
+        "relay_cpu_cores": round(relay_cores, 3),
+        "load_average_before": load,
     }
 
 
-def main(rates: list[int], seconds: float) -> dict[str, Any]:
-    settings = bench_settings("latency")
-    ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
+def main(rates: list[int], seconds: float, accumulate: list[int] | None = None) -> dict[str, Any]:
+    base = bench_settings("latency")
+    ensure_topics(base.kafka.bootstrap_servers, relay_topics(base))
     results = []
     try:
-        for rate in rates:
-            progress(f"steady {rate} events/s for {seconds}s")
-            results.append(asyncio.run(one_rate(settings, rate, seconds)))
-            progress(f"  {results[-1]['latency_ms']}")
+        for accumulate_ms in accumulate or [base.relay.accumulate_ms]:
+            settings = replace(base, relay=replace(base.relay, accumulate_ms=accumulate_ms))
+            for rate in rates:
+                progress(f"steady {rate} events/s for {seconds}s, accumulate {accumulate_ms} ms")
+                results.append(asyncio.run(one_rate(settings, rate, seconds)))
+                row = results[-1]
+                progress(
+                    f"  {row['latency_ms']}; {row['events_per_transaction']} events per"
+                    f" transaction; relay {row['relay_cpu_cores']} cores"
+                )
     finally:
-        drop_run(settings)
-    summary = {"relay_idle_poll_ms": settings.relay.idle_poll_ms, "runs": results}
+        drop_run(base)
+    summary = {
+        "relay_idle_poll_ms": base.relay.idle_poll_ms,
+        "default_accumulate_ms": base.relay.accumulate_ms,
+        "runs": results,
+    }
     write_result("relay_latency", summary)
     return summary

@@ -2,12 +2,15 @@
 (bench/relay_drain.py, each against its raw-producer baseline of the same run); and
 consumer throughput with 1 and 2 consumer processes.
 
-Consumers: N `project.created` envelopes are published straight to the project topic
-once every consumer process has joined the group and holds partitions; the rate is
-N over the time from the first publish to the last `processed_events` row (each
-event = one Postgres transaction: dedup row, sequence check, the owner's counter).
+Consumers: N envelopes are published straight to the workload's topic once every
+consumer process has joined the group and holds partitions; the rate is N over the
+time from the first publish to the last `processed_events` row. Workloads: `welcome`
+(`user.registered` -> the users consumer's welcome notification, the issue's yardstick)
+and `counter` (`project.created` -> the owner's project count, 200 owners shared by
+every partition).
 
     python -m bench scaling --events 100000 --consumer-events 20000 --repeat 3
+    python -m bench consumers --events 20000 --repeat 3 --workload welcome
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,10 +35,28 @@ from bench.procs import CpuWindow, Platform, consumers_argv, load_average
 from bench.profile import Markers, profile_process
 from bench.users import make_users
 from consumers.reader import group_id
+from consumers.registry import TopicRole, topic_name
 from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
 from core.settings import Settings
 
-CONSUMER = "projects"
+
+@dataclass(frozen=True)
+class Workload:
+    consumer: str
+    role: TopicRole
+    event_type: str
+    aggregate_type: str
+
+    def data(self, n: int, owner: int) -> dict[str, Any]:
+        if self.aggregate_type == "user":
+            return {"user_id": owner, "username": f"bench{owner}"}
+        return {"project_id": n, "owner_id": owner, "title": f"project {n}"}
+
+
+WORKLOADS = {
+    "welcome": Workload("users", "user", "user.registered", "user"),
+    "counter": Workload("projects", "project", "project.created", "project"),
+}
 RELAY_SETUPS = [(8, 1), (8, 2), (8, 4), (1, 1)]  # (shards, relay processes)
 JOIN_TIMEOUT_S = 60.0
 PROFILE_EVENTS = 4000
@@ -69,8 +91,10 @@ def relay_scaling(events: int, repeat: int) -> dict[str, Any]:
     return rows
 
 
-def envelopes(settings: Settings, owners: list[int], count: int, first: int) -> list[KafkaMessage]:
-    """`project.created` events for projects first..first+count-1, as the relay would
+def envelopes(
+    settings: Settings, workload: Workload, owners: list[int], count: int, first: int
+) -> list[KafkaMessage]:
+    """The workload's events for aggregates first..first+count-1, as the relay would
     publish them (value and headers)."""
     now = datetime.now(UTC)
     messages: list[KafkaMessage] = []
@@ -79,26 +103,26 @@ def envelopes(settings: Settings, owners: list[int], count: int, first: int) -> 
         owner = owners[n % len(owners)]
         value = Envelope(
             event_id=event_id,
-            event_type="project.created",
-            aggregate_type="project",
+            event_type=workload.event_type,
+            aggregate_type=workload.aggregate_type,
             aggregate_id=str(n),
             sequence=1,
             schema_version=SCHEMA_VERSION,
             timestamp=now,
             user_id=owner,
-            data={"project_id": n, "owner_id": owner, "title": f"project {n}"},
+            data=workload.data(n, owner),
         ).to_dict()
         headers = kafka_headers(
             event_id=event_id,
-            event_type="project.created",
-            aggregate_type="project",
+            event_type=workload.event_type,
+            aggregate_type=workload.aggregate_type,
             time=now,
             traceparent=None,
         )
         messages.append(
             (
-                settings.kafka.topics.project,
-                f"project:{n}".encode(),
+                topic_name(settings.kafka.topics, workload.role),
+                f"{workload.aggregate_type}:{n}".encode(),
                 json.dumps(value, separators=(",", ":")).encode(),
                 list(headers.items()),
             )
@@ -106,10 +130,10 @@ def envelopes(settings: Settings, owners: list[int], count: int, first: int) -> 
     return messages
 
 
-def group_ready(settings: Settings, members: int) -> bool:
-    """`members` members, stable, every partition of the project topic assigned."""
+def group_ready(settings: Settings, workload: Workload, members: int) -> bool:
+    """`members` members, stable, every partition of the workload's topic assigned."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    group = group_id(settings.kafka, CONSUMER)
+    group = group_id(settings.kafka, workload.consumer)
     description = admin.describe_consumer_groups([group])[group].result(timeout=10)
     assigned = sum(len(m.assignment.topic_partitions) for m in description.members)
     return (
@@ -120,14 +144,16 @@ def group_ready(settings: Settings, members: int) -> bool:
     )
 
 
-async def processed(conn: asyncpg.Connection) -> int:
+async def processed(conn: asyncpg.Connection, workload: Workload) -> int:
     return int(
-        await conn.fetchval("SELECT count(*) FROM processed_events WHERE consumer = $1", CONSUMER)
+        await conn.fetchval(
+            "SELECT count(*) FROM processed_events WHERE consumer = $1", workload.consumer
+        )
     )
 
 
 async def consumer_runs(
-    settings: Settings, processes: int, events: int, repeat: int, first: int
+    settings: Settings, workload: Workload, processes: int, events: int, repeat: int, first: int
 ) -> dict[str, Any]:
     owners = [uid for uid, _ in await make_users(settings, 200)]
     conn = await asyncpg.connect(settings.database.libpq_url)
@@ -138,21 +164,21 @@ async def consumer_runs(
         for n in range(processes):
             await platform.start(f"consumers-{n + 1}", *consumers_argv(), settings=settings)
         deadline = time.monotonic() + JOIN_TIMEOUT_S
-        while not await asyncio.to_thread(group_ready, settings, processes):
+        while not await asyncio.to_thread(group_ready, settings, workload, processes):
             platform.check_alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{processes} consumers did not share the partitions")
             await asyncio.sleep(0.5)
         for run in range(repeat):
-            messages = envelopes(settings, owners, events, first + run * events)
-            expected = await processed(conn) + events
+            messages = envelopes(settings, workload, owners, events, first + run * events)
+            expected = await processed(conn, workload) + events
             load = load_average()
             window = CpuWindow({**platform.pids, "runner": os.getpid()})
             window.start()
             started = time.time()
             await asyncio.to_thread(publish, settings.kafka.bootstrap_servers, messages)
             deadline = time.monotonic() + DRAIN_TIMEOUT_S
-            while (done := await processed(conn)) < expected:
+            while (done := await processed(conn, workload)) < expected:
                 platform.check_alive()
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"only {done} of {expected} events processed")
@@ -162,7 +188,7 @@ async def consumer_runs(
                 await conn.fetchval(
                     "SELECT extract(epoch FROM max(processed_at)) FROM processed_events"
                     " WHERE consumer = $1",
-                    CONSUMER,
+                    workload.consumer,
                 )
             )
             rates.append(events / (last - started))
@@ -171,7 +197,7 @@ async def consumer_runs(
         profile = None
         if processes == 1:
             after = first + repeat * events
-            profile = await profile_consumer(settings, platform, conn, owners, after)
+            profile = await profile_consumer(settings, workload, platform, conn, owners, after)
         peaks = platform.peak_rss_mb()
     finally:
         await conn.close()
@@ -181,16 +207,21 @@ async def consumer_runs(
 
 
 async def profile_consumer(
-    settings: Settings, platform: Platform, conn: asyncpg.Connection, owners: list[int], first: int
+    settings: Settings,
+    workload: Workload,
+    platform: Platform,
+    conn: asyncpg.Connection,
+    owners: list[int],
+    first: int,
 ) -> dict[str, Any]:
     """A separate batch (not in the rates) with py-spy sampling the busy consumer."""
     progress("profiling the consumer (py-spy, while it works through a batch)")
-    messages = envelopes(settings, owners, PROFILE_EVENTS, first)
-    expected = await processed(conn) + PROFILE_EVENTS
+    messages = envelopes(settings, workload, owners, PROFILE_EVENTS, first)
+    expected = await processed(conn, workload) + PROFILE_EVENTS
     await asyncio.to_thread(publish, settings.kafka.bootstrap_servers, messages)
     pid = next(iter(platform.pids.values()))
     profile = await profile_process(pid, "consumer", markers=CONSUMER_MARKERS)
-    while await processed(conn) < expected:
+    while await processed(conn, workload) < expected:
         platform.check_alive()
         await asyncio.sleep(0.2)
     return profile
@@ -218,21 +249,38 @@ async def commit_latency_ms(settings: Settings, transactions: int = 300) -> dict
     return result
 
 
-def consumer_scaling(events: int, repeat: int) -> dict[str, Any]:
+def consumer_scaling(events: int, repeat: int, workload: str = "welcome") -> dict[str, Any]:
+    work = WORKLOADS[workload]
     settings = bench_settings("consumers")
-    rows = {}
+    rows: dict[str, Any] = {}
     try:
         for index, processes in enumerate((1, 2)):
-            progress(f"consumer scaling: {processes} process(es), {events:,} events x {repeat}")
+            progress(
+                f"consumer scaling ({workload}): {processes} process(es),"
+                f" {events:,} events x {repeat}"
+            )
             first = 1 + index * (events * repeat + PROFILE_EVENTS)
             rows[f"{processes}proc"] = asyncio.run(
-                consumer_runs(settings, processes, events, repeat, first)
+                consumer_runs(settings, work, processes, events, repeat, first)
             )
         commit = asyncio.run(commit_latency_ms(settings))
     finally:
         drop_run(settings)
     one, two = rows["1proc"]["events_per_s"]["median"], rows["2proc"]["events_per_s"]["median"]
-    return {**rows, "speedup_2_over_1": round(two / one, 2), "postgres_commit_ms": commit}
+    return {
+        **rows,
+        "workload": workload,
+        "consumer": work.consumer,
+        "event_type": work.event_type,
+        "speedup_2_over_1": round(two / one, 2),
+        "postgres_commit_ms": commit,
+    }
+
+
+def consumers_main(events: int, repeat: int, workload: str) -> dict[str, Any]:
+    result = consumer_scaling(events, repeat, workload)
+    write_result(f"consumers_{workload}", result)
+    return result
 
 
 def main(events: int, consumer_events: int, repeat: int) -> dict[str, Any]:

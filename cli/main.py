@@ -34,11 +34,13 @@ def migrate() -> None:
 
 
 @app.command()
-def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+def api(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes"),
+) -> None:
     """Run the HTTP API."""
     import uvicorn
-
-    from api.app import create_app
 
     settings = startup_settings("api")
     configure_logging(settings.log_level, process="api")
@@ -46,9 +48,11 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     # the peer is in its own forwarded_allow_ips (127.0.0.1 by default). TRUSTED_PROXIES
     # alone decides (api/client_address.py), so uvicorn's handling is off.
     uvicorn.run(
-        create_app(settings),
+        "api.app:app_from_env",
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_level="warning",
         proxy_headers=False,
         # Our JSON formatter and its redaction handle uvicorn's records too.
@@ -77,11 +81,13 @@ def consumers() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    api_workers: int = typer.Option(2, min=1, help="worker processes of the API"),
+) -> None:
     """Services, migrations, then api + relay + consumers + localstripe in the foreground."""
     from cli.up import run_all
 
-    raise typer.Exit(run_all(startup_settings("up")))
+    raise typer.Exit(run_all(startup_settings("up"), api_workers=api_workers))
 
 
 @app.command("register-webhook")

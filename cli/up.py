@@ -32,14 +32,20 @@ class ProcessSpec:
     argv: list[str]
 
 
-def platform_processes(api_port: int, stripe_port: int) -> list[ProcessSpec]:
+def platform_processes(api_port: int, stripe_port: int, api_workers: int = 1) -> list[ProcessSpec]:
     bin_dir = os.path.dirname(sys.executable)
     connectin = os.path.join(bin_dir, "connectin")
     return [
         ProcessSpec(
             "localstripe", [os.path.join(bin_dir, "localstripe"), "--port", str(stripe_port)]
         ),
-        ProcessSpec("api", [connectin, "api", "--host", "127.0.0.1", "--port", str(api_port)]),
+        ProcessSpec(
+            "api",
+            [
+                *(connectin, "api", "--host", "127.0.0.1", "--port", str(api_port)),
+                *("--workers", str(api_workers)),
+            ],
+        ),
         ProcessSpec("relay", [connectin, "relay"]),
         ProcessSpec("consumers", [connectin, "consumers"]),
     ]
@@ -80,7 +86,9 @@ def platform_env(settings: Settings, services: dict[str, str], stripe_port: int)
     return Settings.from_env(env)
 
 
-def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -> int:
+def run_all(
+    settings: Settings, api_port: int = 8000, stripe_port: int = 8420, api_workers: int = 1
+) -> int:
     child = platform_env(settings, ensure_up(settings), stripe_port)
     env = {**os.environ, **child.to_env()}
     print(f"[up] CONNECTIN_ENV={child.environment}", flush=True)
@@ -106,7 +114,7 @@ def run_all(settings: Settings, api_port: int = 8000, stripe_port: int = 8420) -
     signal.signal(signal.SIGTERM, request_stop)
     selector = selectors.DefaultSelector()
     running: dict[str, subprocess.Popen[bytes]] = {}
-    for spec in platform_processes(api_port, stripe_port):
+    for spec in platform_processes(api_port, stripe_port, api_workers):
         proc = subprocess.Popen(
             spec.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )

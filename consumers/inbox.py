@@ -1,17 +1,21 @@
-"""The consumer's Postgres side: one transaction per record that records the event as
-processed, checks its per-key sequence and applies the handlers' effects (docs/architecture.md
-invariant 4); and the dead_letters row of a record that cannot be handled."""
+"""The consumer's Postgres side: one transaction per batch of records (one partition's
+slice of a poll, in offset order) that records the events as processed, checks their
+per-key sequences and applies the handlers' effects (architecture invariant 4); and the
+dead_letters row of a record that cannot be handled."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from consumers.effects import EffectFailed, Effects
+from consumers.failpoints import Failpoints
 from consumers.incoming import Incoming
 from consumers.registry import Handler, HandlerContext
 from core.db import session_factory
@@ -20,25 +24,34 @@ from core.settings import Settings
 
 Anomaly = Literal["gap", "regression", "late_start"]
 
-# One round trip. The sequence is only advanced when the event is new, and `previous`
-# reads the statement's snapshot, i.e. the value before this event.
 _CLAIM = text(
     """
-    WITH fresh AS (
-        INSERT INTO processed_events (consumer, event_id) VALUES (:consumer, :event_id)
-        ON CONFLICT DO NOTHING
-        RETURNING event_id
-    ), previous AS (
-        SELECT last_sequence FROM consumer_key_sequences
-        WHERE consumer = :consumer AND key = :key
-    ), advanced AS (
-        INSERT INTO consumer_key_sequences (consumer, key, last_sequence)
-        SELECT :consumer, :key, :sequence FROM fresh
-        ON CONFLICT (consumer, key) DO UPDATE
-            SET last_sequence = GREATEST(consumer_key_sequences.last_sequence,
-                                         EXCLUDED.last_sequence)
-    )
-    SELECT EXISTS (SELECT 1 FROM fresh) AS fresh, (SELECT last_sequence FROM previous) AS previous
+    INSERT INTO processed_events (consumer, event_id)
+    SELECT :consumer, event_id FROM unnest(CAST(:event_ids AS uuid[])) AS event_id
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
+
+# A statement of its own, after the claim: the claim may have waited for another
+# member still committing some of these events (a rebalance), and only a snapshot
+# taken after that wait sees the sequences it advanced.
+_LAST_SEQUENCES = text(
+    """
+    SELECT key, last_sequence FROM consumer_key_sequences
+    WHERE consumer = :consumer AND key = ANY(CAST(:keys AS text[]))
+    """
+)
+
+# Each key once, at the highest sequence the batch applied for it.
+_ADVANCE_ALL = text(
+    """
+    INSERT INTO consumer_key_sequences (consumer, key, last_sequence)
+    SELECT :consumer, key, sequence
+    FROM unnest(CAST(:keys AS text[]), CAST(:sequences AS bigint[])) AS s(key, sequence)
+    ON CONFLICT (consumer, key) DO UPDATE
+        SET last_sequence = GREATEST(consumer_key_sequences.last_sequence,
+                                     EXCLUDED.last_sequence)
     """
 )
 
@@ -84,11 +97,31 @@ def classify(previous: int | None, sequence: int) -> Anomaly | None:
     return "gap" if sequence > previous + 1 else "regression"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A record whose envelope parsed, with the handlers its event type has."""
+
+    message: Incoming
+    event: Envelope
+    handlers: tuple[Handler, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     fresh: bool
     anomaly: Anomaly | None = None
     previous: int | None = None
+
+
+class BatchFailed(Exception):
+    """The batch's transaction was rolled back. `index` is the record whose handlers
+    or deferred writes failed, None when the failure belongs to no record (the
+    claim, the commit, a lost connection)."""
+
+    def __init__(self, index: int | None, cause: BaseException) -> None:
+        super().__init__(f"record {index}: {cause!r}")
+        self.index = index
+        self.cause = cause
 
 
 def _db_text(raw: bytes | None) -> str:
@@ -102,29 +135,81 @@ class Inbox:
         self._sessions = session_factory(engine)
         self._consumer = consumer
         self._settings = settings
+        self._failpoints = Failpoints(settings.consumers.failpoint)
 
-    async def apply(
-        self, message: Incoming, event: Envelope, handlers: tuple[Handler, ...]
-    ) -> Applied:
-        async with self._sessions.begin() as session:
-            claim = (
-                await session.execute(
+    async def apply(self, batch: Sequence[Delivery]) -> list[Applied]:
+        """One transaction for the whole batch; per record whether it was new and its
+        sequence anomaly. Raises BatchFailed after a rollback: nothing of the batch
+        was applied or claimed."""
+        try:
+            async with self._sessions.begin() as session:
+                claimed = await session.execute(
                     _CLAIM,
                     {
                         "consumer": self._consumer,
-                        "event_id": event.event_id,
-                        "key": event.key,
-                        "sequence": event.sequence,
+                        "event_ids": [d.event.event_id for d in batch],
                     },
                 )
-            ).one()
-            if not claim.fresh:
-                return Applied(fresh=False)
-            context = HandlerContext(self._consumer, event, message, session, self._settings)
-            for handler in handlers:
-                await handler(context)
-        anomaly = None if message.is_replay else classify(claim.previous, event.sequence)
-        return Applied(fresh=True, anomaly=anomaly, previous=claim.previous)
+                fresh = set(claimed.scalars())
+                last: dict[str, int] = {}
+                if fresh:
+                    known = await session.execute(
+                        _LAST_SEQUENCES,
+                        {"consumer": self._consumer, "keys": list({d.event.key for d in batch})},
+                    )
+                    last = {row.key: row.last_sequence for row in known}
+                advanced: dict[str, int] = {}
+                effects = Effects()
+                results = []
+                for index, delivery in enumerate(batch):
+                    event = delivery.event
+                    if event.event_id not in fresh:
+                        results.append(Applied(fresh=False))
+                        continue
+                    # The same event twice in one batch: the second is a duplicate.
+                    fresh.discard(event.event_id)
+                    context = HandlerContext(
+                        self._consumer,
+                        event,
+                        delivery.message,
+                        session,
+                        self._settings,
+                        effects,
+                        index,
+                    )
+                    try:
+                        for handler in delivery.handlers:
+                            await handler(context)
+                    except Exception as exc:
+                        raise BatchFailed(index, exc) from exc
+                    if 0 < index < len(batch) - 1:
+                        self._failpoints.hit("mid_batch", index=index, batch_size=len(batch))
+                    previous = last.get(event.key)
+                    last[event.key] = advanced[event.key] = (
+                        event.sequence if previous is None else max(previous, event.sequence)
+                    )
+                    anomaly = (
+                        None if delivery.message.is_replay else classify(previous, event.sequence)
+                    )
+                    results.append(Applied(fresh=True, anomaly=anomaly, previous=previous))
+                try:
+                    await effects.flush(session)
+                except EffectFailed as failed:
+                    raise BatchFailed(failed.index, failed.cause) from failed
+                if advanced:
+                    await session.execute(
+                        _ADVANCE_ALL,
+                        {
+                            "consumer": self._consumer,
+                            "keys": list(advanced),
+                            "sequences": list(advanced.values()),
+                        },
+                    )
+        except BatchFailed:
+            raise
+        except Exception as exc:
+            raise BatchFailed(None, exc) from exc
+        return results
 
     async def park(
         self, message: Incoming, event: Envelope | None, error: str, attempts: int

@@ -27,7 +27,11 @@ async def run(settings: Settings, *, registry: Registry | None = None) -> int:
             log.error("consumers cannot start", reason=str(exc))
             return EXIT_PORT_TAKEN
     registry = registry or default_registry()
-    engine = create_engine(settings.database, application_name="connectin-consumers")
+    # No pre-ping: a batch that finds its connection broken is retried anyway
+    # (core/db_errors.py), and the ping would be a round trip per batch.
+    engine = create_engine(
+        settings.database, application_name="connectin-consumers", pre_ping=False
+    )
     log.info(
         "consumers starting",
         consumers=[c.name for c in registry.consumers],

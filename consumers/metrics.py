@@ -27,7 +27,8 @@ DEAD_LETTERED = Counter(
 )
 HANDLER_SECONDS = Histogram(
     "connectin_consumer_handler_duration_seconds",
-    "One record's Postgres transaction: dedup insert, sequence check, effects, commit",
+    "One Postgres transaction of a batch of records (one partition's slice of a poll, or"
+    " one record being retried): dedup insert, sequence checks, effects, commit",
     ["consumer"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

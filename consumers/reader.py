@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -29,6 +30,8 @@ T = TypeVar("T")
 TP = tuple[str, int]
 
 COMMIT_INTERVAL_S = 0.5
+# Records read ahead of the handlers (bounded like the client's own prefetch).
+HOLD_RECORDS = 5000
 
 
 class KafkaFatalError(RuntimeError):
@@ -82,7 +85,9 @@ class Reader:
         # Past the last record the client returned to us (handed out or not yet).
         self._returned: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
-        self._collecting: list[Message] = []
+        # Fetched records not handed out yet, per partition in offset order.
+        self._held: dict[TP, deque[Message]] = {}
+        self._held_count = 0
         self._last_commit = time.monotonic()
 
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -96,9 +101,10 @@ class Reader:
     async def start(self) -> None:
         await self._call(self._start)
 
-    async def poll(self, max_records: int, timeout_s: float) -> list[Incoming]:
-        """Wait up to `timeout_s` for a record, then take what is already fetched."""
-        return await self._call(lambda: self._poll(max_records, timeout_s))
+    async def poll(self, per_partition: int, timeout_s: float) -> list[Incoming]:
+        """Wait up to `timeout_s` for a record, then take what is already fetched: up
+        to `per_partition` records of every partition that has some."""
+        return await self._call(lambda: self._poll(per_partition, timeout_s))
 
     async def mark_done(self, next_offsets: dict[TP, int]) -> None:
         """Records before these offsets have their effects committed in Postgres."""
@@ -131,25 +137,44 @@ class Reader:
             raise RuntimeError("reader not started")
         return self._consumer
 
-    def _poll(self, max_records: int, timeout_s: float) -> list[Incoming]:
+    def _poll(self, per_partition: int, timeout_s: float) -> list[Incoming]:
         consumer = self._client()
-        self._collecting = []
-        msg = consumer.poll(timeout_s)
-        while msg is not None:
-            self._accept(msg)
-            if len(self._collecting) >= max_records:
+        if not self._held:
+            first = consumer.poll(timeout_s)
+            if first is None:
+                return []
+            self._accept(first)
+        # The client's queue holds whole fetch responses, i.e. long runs of one
+        # partition; reading ahead up to HOLD_RECORDS lets one poll hand out several
+        # partitions, whose batches then commit side by side.
+        while self._held_count < HOLD_RECORDS:
+            more = consumer.consume(HOLD_RECORDS - self._held_count, 0)
+            if not more:
                 break
-            msg = consumer.poll(0)
-        batch, self._collecting = self._collecting, []
+            for msg in more:
+                self._accept(msg)
+        batch: list[Message] = []
+        for tp in list(self._held):
+            queue = self._held[tp]
+            for _ in range(min(per_partition, len(queue))):
+                batch.append(queue.popleft())
+            if not queue:
+                del self._held[tp]
+        self._held_count -= len(batch)
         return [Incoming.from_message(m) for m in batch]
 
     def _accept(self, msg: Message) -> None:
         err = msg.error()
         if err is None:
-            self._collecting.append(msg)
+            tp = (msg.topic() or "", msg.partition() or 0)
+            # Returned in the same call as the revoke of its partition: not ours.
+            if tp not in self._assigned:
+                return
+            self._held.setdefault(tp, deque()).append(msg)
+            self._held_count += 1
             offset = msg.offset()
             if offset is not None:
-                self._returned[(msg.topic() or "", msg.partition() or 0)] = offset + 1
+                self._returned[tp] = offset + 1
             return
         if err.fatal():
             raise KafkaFatalError(f"{err.name()}: {err.str()}")
@@ -170,8 +195,8 @@ class Reader:
         """Per partition the offset to commit: the end of the done records, or, when
         every record the client returned is done, the client's position, which also
         steps over transaction markers (else a caught-up group shows a lag of one per
-        commit). Records collected but not handed out yet (a revoke in the middle of
-        collecting a batch) are not done, so they keep the commit at `done`."""
+        commit). Records read ahead but not handed out yet are not done, so they keep
+        the commit at `done`."""
         partitions = [tp for tp in self._assigned if only is None or tp in only]
         if not partitions:
             return []
@@ -220,7 +245,8 @@ class Reader:
             self._committed.pop(tp, None)
         # Records fetched from these partitions but not handed out yet: dropping them
         # loses nothing, the next owner reads from the committed offset.
-        self._collecting = [m for m in self._collecting if (m.topic(), m.partition()) not in gone]
+        for tp in gone:
+            self._held_count -= len(self._held.pop(tp, ()))
         return gone
 
     def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:

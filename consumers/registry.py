@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,9 @@ from consumers.incoming import Incoming
 from core.envelope import Envelope
 from core.outbox import NewEvent, StoredEvent, enqueue
 from core.settings import Settings, TopicSettings
+
+if TYPE_CHECKING:
+    from consumers.effects import Effects
 
 TopicRole = Literal["user", "project", "message", "payment"]
 TOPIC_ROLES: tuple[TopicRole, ...] = get_args(TopicRole)
@@ -31,13 +34,18 @@ class InvalidEvent(ValueError):
 @dataclass(frozen=True)
 class HandlerContext:
     """What a handler gets: the event, and the session of the one transaction that
-    also records the event as processed. Handlers never commit."""
+    also records its batch's events as processed. Handlers never commit. Writes that
+    many records of a batch make alike (notifications, counters) go through
+    `effects`, which makes them once for the batch just before the commit."""
 
     consumer: str
     event: Envelope
     message: Incoming
     session: AsyncSession
     settings: Settings
+    effects: Effects
+    # The record's position in its batch, so a deferred write that fails names it.
+    index: int
 
     async def emit(self, event: NewEvent) -> StoredEvent:
         """A follow-up event, committed with this handler's effects (outbox)."""

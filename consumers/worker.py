@@ -1,15 +1,19 @@
 """One consumer group's loop: poll a batch, handle each partition's records in order
 (partitions side by side), report the done offsets, commit them periodically.
 
-Per record: parse the envelope (a defect parks it at once), then one Postgres
-transaction (dedup + sequence check + effects), retried with backoff; after
-`max_attempts` failures the record is parked and the partition moves on. A record's
-offset is reported done only after its transaction committed (or it was parked).
+Per partition's slice of a poll: parse the envelopes (a defect parks that record at
+once), then one Postgres transaction for the records in offset order (dedup, sequence
+checks, effects). A record whose handlers fail is isolated, retried with backoff and
+parked after `max_attempts`; the others are neither lost nor applied twice. An
+offset is reported done only after its record's transaction committed (or it was
+parked).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import defaultdict
 
@@ -19,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers import metrics
 from consumers.dead_letter import DeadLetterTopic
-from consumers.inbox import Inbox
+from consumers.inbox import Applied, BatchFailed, Delivery, Inbox
 from consumers.incoming import Incoming
 from consumers.reader import TP, Reader, consumer_config, group_id
 from consumers.registry import ConsumerSpec, InvalidEvent
@@ -32,6 +36,7 @@ from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+# Records of one partition per poll, i.e. the most one transaction applies.
 MAX_BATCH = 500
 POLL_TIMEOUT_S = 0.25
 UNAVAILABLE_BASE_MS = 100
@@ -58,6 +63,7 @@ class ConsumerWorker:
         self._inbox = Inbox(engine, spec.name, settings)
         self._dlq = DeadLetterTopic(settings.kafka, spec.name)
         self._labels = {"consumer": spec.name}
+        self._max_attempts = settings.consumers.max_attempts
         metrics.declare(spec.name)
 
     @property
@@ -100,55 +106,77 @@ class ConsumerWorker:
     async def _handle_partition(
         self, tp: TP, messages: list[Incoming], done: dict[TP, int]
     ) -> None:
+        """Consecutive records whose envelopes parse go to Postgres as one batch; a
+        record that does not parse is parked in its place, so the order holds."""
+        run: list[Delivery] = []
         for message in messages:
-            # SIGTERM: finish the record in flight, leave the rest for redelivery.
-            if self._stop.stopping or not await self._handle(message):
-                return
-            done[tp] = message.offset + 1
+            try:
+                event = Envelope.parse(message.value)
+            except EnvelopeError as exc:
+                if run and not await self._apply_run(tp, run, done):
+                    return
+                run = []
+                if self._stop.stopping or not await self._park_unparsed(message, exc):
+                    return
+                done[tp] = message.offset + 1
+                continue
+            handlers = self._spec.handlers_for(self._roles[message.topic], event.event_type)
+            run.append(Delivery(message, event, handlers))
+        if run:
+            await self._apply_run(tp, run, done)
 
-    async def _handle(self, message: Incoming) -> bool:
-        """True when the record is finished (applied, skipped or parked)."""
-        event_id = message.header_event_id
-        with structlog.contextvars.bound_contextvars(
+    async def _park_unparsed(self, message: Incoming, exc: EnvelopeError) -> bool:
+        with self._record_context(message, None):
+            return await self._park(message, None, f"invalid envelope: {exc}", 1)
+
+    def _record_context(
+        self, message: Incoming, event: Envelope | None
+    ) -> contextlib.AbstractContextManager[object]:
+        event_id = event.event_id if event is not None else message.header_event_id
+        return structlog.contextvars.bound_contextvars(
             consumer=self.name,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
             event_id=None if event_id is None else str(event_id),
+            event_type=None if event is None else event.event_type,
             trace_id=message.trace_id,
-        ):
-            try:
-                event = Envelope.parse(message.value)
-            except EnvelopeError as exc:
-                return await self._park(message, None, f"invalid envelope: {exc}", 1)
-            with structlog.contextvars.bound_contextvars(
-                event_id=str(event.event_id), event_type=event.event_type
-            ):
-                return await self._apply(message, event)
+        )
 
-    async def _apply(self, message: Incoming, event: Envelope) -> bool:
-        handlers = self._spec.handlers_for(self._roles[message.topic], event.event_type)
+    async def _apply_run(self, tp: TP, run: list[Delivery], done: dict[TP, int]) -> bool:
+        """Apply `run` in as few transactions as it allows; True when every record is
+        finished (applied, skipped or parked), False when stopped before.
+
+        The whole run goes as one batch. When a record's handlers fail, the records
+        before it go again as a batch, then that record alone, retried with backoff
+        and parked after max_attempts (its first failure counts as attempt 1), then
+        the rest as a batch. A failure that belongs to no record (the commit, say)
+        sends the run's records one by one, which finds the culprit, if any.
+        Postgres being unreachable is waited for without using up attempts.
+        """
+        pos, end, single_until = 0, len(run), 0
         attempt, unavailable = 1, 0
-        while True:
-            started = time.perf_counter()
-            try:
-                applied = await self._inbox.apply(message, event, handlers)
-            except InvalidEvent as exc:
-                return await self._park(message, event, f"invalid event: {exc}", attempt)
-            except Exception as exc:  # a handler may raise anything; each is recorded
-                # Postgres down or shedding load is not the event's fault: waiting for
-                # it does not use up the event's attempts.
-                if is_transient(exc):
-                    unavailable += 1
-                    metrics.DB_UNAVAILABLE.labels(**self._labels).inc()
-                    delay = backoff_s(UNAVAILABLE_BASE_MS, unavailable, MAX_UNAVAILABLE_BACKOFF_S)
-                    log.warning(
-                        "postgres unavailable, waiting", error=_first_line(exc), backoff_s=delay
-                    )
-                elif attempt >= self._settings.consumers.max_attempts:
-                    log.error("handler failed for the last time", attempts=attempt, exc_info=exc)
-                    return await self._park(message, event, _describe(exc), attempt)
-                else:
+        failure: tuple[int, BaseException] | None = None
+        while pos < len(run):
+            if failure is not None and failure[0] == pos:
+                exc, failure = failure[1], None
+                delivery = run[pos]
+                with self._record_context(delivery.message, delivery.event):
+                    if isinstance(exc, InvalidEvent) or attempt >= self._max_attempts:
+                        reason = (
+                            f"invalid event: {exc}"
+                            if isinstance(exc, InvalidEvent)
+                            else _describe(exc)
+                        )
+                        if not isinstance(exc, InvalidEvent):
+                            log.error(
+                                "handler failed for the last time", attempts=attempt, exc_info=exc
+                            )
+                        if not await self._park(delivery.message, delivery.event, reason, attempt):
+                            return False
+                        done[tp] = delivery.message.offset + 1
+                        pos, end, attempt = pos + 1, len(run), 1
+                        continue
                     metrics.RETRIES.labels(**self._labels).inc()
                     delay = backoff_s(self._settings.consumers.retry_backoff_ms, attempt)
                     log.warning(
@@ -157,37 +185,75 @@ class ConsumerWorker:
                         error=_describe(exc),
                         backoff_s=delay,
                     )
-                    attempt += 1
                 if await self._stop.sleep(delay):
                     return False
+                attempt, end = attempt + 1, pos + 1
+            # SIGTERM: finish the batch in flight, leave the rest for redelivery.
+            if self._stop.stopping:
+                return False
+            if pos < single_until:
+                end = pos + 1
+            batch = run[pos:end]
+            started = time.perf_counter()
+            try:
+                applied = await self._inbox.apply(batch)
+            except BatchFailed as failed:
+                if is_transient(failed.cause):
+                    unavailable += 1
+                    metrics.DB_UNAVAILABLE.labels(**self._labels).inc()
+                    delay = backoff_s(UNAVAILABLE_BASE_MS, unavailable, MAX_UNAVAILABLE_BACKOFF_S)
+                    log.warning(
+                        "postgres unavailable, waiting",
+                        consumer=self.name,
+                        topic=tp[0],
+                        partition=tp[1],
+                        error=_first_line(failed.cause),
+                        backoff_s=delay,
+                    )
+                    if await self._stop.sleep(delay):
+                        return False
+                    continue
+                if failed.index is None and len(batch) > 1:
+                    single_until = end
+                    continue
+                failing = pos + (failed.index or 0)
+                failure, end = (failing, failed.cause), failing
                 continue
+            unavailable = 0
             metrics.HANDLER_SECONDS.labels(**self._labels).observe(time.perf_counter() - started)
-            self._record(message, event, applied.fresh, applied.anomaly, applied.previous)
-            return True
+            self._record(batch, applied)
+            done[tp] = batch[-1].message.offset + 1
+            pos, end, attempt = end, len(run), 1
+        return True
 
-    def _record(
-        self,
-        message: Incoming,
-        event: Envelope,
-        fresh: bool,
-        anomaly: str | None,
-        previous: int | None,
-    ) -> None:
-        if not fresh:
-            metrics.DUPLICATES.labels(**self._labels).inc()
-            log.info("duplicate event skipped")
-            return
-        metrics.PROCESSED.labels(**self._labels).inc()
-        if anomaly is not None:
-            metrics.SEQUENCE_ANOMALIES.labels(self.name, anomaly).inc()
-            log.error(
-                "sequence anomaly",
-                kind=anomaly,
-                key=event.key,
-                sequence=event.sequence,
-                previous=previous,
-            )
-        log.debug("event processed", replay=message.is_replay)
+    def _record(self, batch: list[Delivery], applied: list[Applied]) -> None:
+        fresh = 0
+        # Binding a record's context costs more than applying a welcome notification:
+        # only for lines that are written.
+        debug = log.is_enabled_for(logging.DEBUG)
+        for delivery, outcome in zip(batch, applied, strict=True):
+            if not outcome.fresh:
+                metrics.DUPLICATES.labels(**self._labels).inc()
+                with self._record_context(delivery.message, delivery.event):
+                    log.info("duplicate event skipped")
+                continue
+            fresh += 1
+            if outcome.anomaly is not None:
+                event = delivery.event
+                metrics.SEQUENCE_ANOMALIES.labels(self.name, outcome.anomaly).inc()
+                with self._record_context(delivery.message, event):
+                    log.error(
+                        "sequence anomaly",
+                        kind=outcome.anomaly,
+                        key=event.key,
+                        sequence=event.sequence,
+                        previous=outcome.previous,
+                    )
+            if debug:
+                with self._record_context(delivery.message, delivery.event):
+                    log.debug("event processed", replay=delivery.message.is_replay)
+        if fresh:
+            metrics.PROCESSED.labels(**self._labels).inc(fresh)
 
     async def _park(
         self, message: Incoming, event: Envelope | None, error: str, attempts: int

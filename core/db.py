@@ -14,14 +14,26 @@ from core.settings import DatabaseSettings
 
 
 def create_engine(
-    settings: DatabaseSettings, *, application_name: str, pre_ping: bool = True
+    settings: DatabaseSettings,
+    *,
+    application_name: str,
+    pre_ping: bool = True,
+    keep_overflow: bool = False,
 ) -> AsyncEngine:
     """pre_ping trades a round trip per checkout for fewer errors after a database
-    restart; processes that retry every statement anyway (the relay) turn it off."""
+    restart; processes that retry every statement anyway (the relay) turn it off.
+
+    keep_overflow keeps the same ceiling (pool_size + max_overflow connections) but
+    never closes the ones above pool_size: under sustained concurrency (the API) an
+    overflow connection was opened and closed per request, and each paid a connect,
+    type introspection and statement preparation (py-spy, `bench api-write`)."""
+    pool_size, max_overflow = settings.pool_size, settings.max_overflow
+    if keep_overflow:
+        pool_size, max_overflow = pool_size + max_overflow, 0
     return create_async_engine(
         settings.url,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )

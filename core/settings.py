@@ -188,6 +188,9 @@ COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 class RelaySettings:
     shards: int = 4
     batch_size: int = 1000
+    # Longest wait for more rows before publishing a partial batch while rows keep
+    # arriving (see relay/shard_worker.py); 0 = publish what one fetch finds.
+    accumulate_ms: int = 10
     idle_poll_ms: int = 10
     lock_check_ms: int = 1000
     # A relay whose lease connection has been idle this long (frozen, event loop
@@ -215,6 +218,8 @@ class ConsumerSettings:
     # restarted process gets its partitions back at once instead of after the session
     # timeout. Empty = dynamic membership.
     instance_id: str = ""
+    # Crash-test hook: "mid_batch:<probability>" (see consumers/failpoints.py).
+    failpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,7 @@ class Settings:
             "TOPIC_PARTITIONS": str(t.partitions),
             "RELAY_SHARDS": str(self.relay.shards),
             "RELAY_BATCH_SIZE": str(self.relay.batch_size),
+            "RELAY_ACCUMULATE_MS": str(self.relay.accumulate_ms),
             "RELAY_IDLE_POLL_MS": str(self.relay.idle_poll_ms),
             "RELAY_LOCK_CHECK_MS": str(self.relay.lock_check_ms),
             "RELAY_TRANSACTION_TIMEOUT_MS": str(self.relay.transaction_timeout_ms),
@@ -330,6 +336,7 @@ class Settings:
             "STRIPE_WEBHOOK_TOLERANCE_S": str(self.stripe.webhook_tolerance_s),
             "STATUS_MAX_OLDEST_UNPUBLISHED_S": repr(self.status.max_oldest_unpublished_s),
             "STATUS_MAX_CONSUMER_LAG": str(self.status.max_consumer_lag),
+            "CONSUMER_FAILPOINT": self.consumers.failpoint,
             "LOG_LEVEL": self.log_level,
         }
 
@@ -371,6 +378,7 @@ class Settings:
             relay=RelaySettings(
                 shards=shards,
                 batch_size=_int(e, "RELAY_BATCH_SIZE", d.relay.batch_size, minimum=1),
+                accumulate_ms=_int(e, "RELAY_ACCUMULATE_MS", d.relay.accumulate_ms),
                 idle_poll_ms=_int(e, "RELAY_IDLE_POLL_MS", d.relay.idle_poll_ms, minimum=1),
                 lock_check_ms=lock_check_ms,
                 lease_timeout_ms=lease_timeout_ms,
@@ -396,6 +404,7 @@ class Settings:
                 retry_backoff_ms=_int(e, "CONSUMER_RETRY_BACKOFF_MS", d.consumers.retry_backoff_ms),
                 metrics_port=_int(e, "CONSUMER_METRICS_PORT", d.consumers.metrics_port),
                 instance_id=e.get("CONSUMER_INSTANCE_ID", d.consumers.instance_id),
+                failpoint=e.get("CONSUMER_FAILPOINT", d.consumers.failpoint),
             ),
             auth=AuthSettings(
                 jwt_secret=e.get("JWT_SECRET") or d.auth.jwt_secret,

@@ -18,6 +18,8 @@ from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow
 
 CALL_TIMEOUT_S = 10.0
+# Per shard producer; ~40,000 events of ~400 bytes, far more than a batch.
+QUEUE_KBYTES = 16 * 1024
 
 # Errors that mean this one message can never be accepted, whatever we retry.
 UNPUBLISHABLE = {
@@ -75,9 +77,11 @@ def producer_config(kafka: KafkaSettings, relay: RelaySettings, shard: int) -> d
         "linger.ms": relay.linger_ms,
         "transaction.timeout.ms": relay.transaction_timeout_ms,
         "message.max.bytes": relay.max_message_bytes + 64 * 1024,
-        # Bounded: a slow broker makes produce() push back instead of growing memory.
+        # Bounded: a slow broker makes produce() push back (BufferError, waited out
+        # in publish) instead of growing memory. The byte cap is what bounds the RSS:
+        # a shard's producer holds at most QUEUE_KBYTES of unsent events.
         "queue.buffering.max.messages": max(10 * relay.batch_size, 10_000),
-        "queue.buffering.max.kbytes": 256 * 1024,
+        "queue.buffering.max.kbytes": max(QUEUE_KBYTES, 2 * relay.max_message_bytes // 1024),
     }
 
 
@@ -114,19 +118,25 @@ class ShardProducer:
             for row in rows:
                 if row.id == halfway:
                     failpoints.hit("mid_batch")
-                try:
-                    produce(
-                        row.topic,
-                        row.value,
-                        row.key,
-                        headers=row.headers,
-                        on_delivery=partial(result.on_delivery, row.id),
-                    )
-                except KafkaException as exc:
-                    # librdkafka refuses some messages before sending (e.g. too large):
-                    # note which, so the retry parks it instead of failing for ever.
-                    result.failures[row.id] = exc.args[0]
-                    raise
+                while True:
+                    try:
+                        produce(
+                            row.topic,
+                            row.value,
+                            row.key,
+                            headers=row.headers,
+                            on_delivery=partial(result.on_delivery, row.id),
+                        )
+                        break
+                    except BufferError:
+                        # The local queue is at its cap: wait for deliveries to free it.
+                        self._producer.poll(0.01)
+                    except KafkaException as exc:
+                        # librdkafka refuses some messages before sending (e.g. too
+                        # large): note which, so the retry parks it instead of failing
+                        # for ever.
+                        result.failures[row.id] = exc.args[0]
+                        raise
             checkpoint = Checkpoint(self.shard, [row.id for row in rows])
             produce(
                 self._checkpoint_topic,

@@ -5,6 +5,7 @@ transaction, mark them published, and only then start the next batch."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 5.0
+# Wait for more rows when the shard's recent rate expects at least this many within
+# RELAY_ACCUMULATE_MS: at half an event a wait still roughly halves the transactions
+# (the API's 370 requests/s over 4 shards), while 100 events/s (0.25) go at once.
+MIN_EXPECTED_EVENTS = 0.5
 
 
 class ShardWorker:
@@ -113,17 +118,35 @@ class ShardWorker:
 
     async def _loop(self, producer: ShardProducer) -> None:
         batch_size = self._settings.relay.batch_size
+        accumulate_s = self._settings.relay.accumulate_ms / 1000
+
+        async def fetch() -> list[OutboxRow]:
+            return await self._retry_db(lambda: self._store.fetch(self.shard, batch_size))
+
+        arrivals = ArrivalRate()
         while not self._finish.is_set():
             started = time.perf_counter()
-            rows = await self._retry_db(lambda: self._store.fetch(self.shard, batch_size))
+            rows = await fetch()
             if not rows:
                 self._wake = self._watch.register(self.shard)
                 if not self._finish.is_set():
                     await self._wake.wait()
                 self._wake = None
                 continue
-            await self._publish(producer, rows)
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            # Under a steady flow a Kafka transaction per one or two events costs more
+            # CPU (ours and the broker's) than the events themselves: when this fetch
+            # is not a full batch and the shard's recent rate promises more events
+            # within the bound, wait that long and fetch again. A lone
+            # event after an idle spell, and full batches, go at once. The refetch
+            # selects by status again: exactly the batch a later start would fetch.
+            expected = arrivals.per_s() * accumulate_s
+            waits = len(rows) < batch_size and expected >= MIN_EXPECTED_EVENTS
+            if waits and not await _wait(self._finish, accumulate_s):
+                rows = await fetch()
+            arrivals.add(len(rows))
+            if rows:
+                await self._publish(producer, rows)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _publish(self, producer: ShardProducer, rows: list[OutboxRow]) -> None:
         limit = self._settings.relay.max_message_bytes
@@ -197,6 +220,30 @@ class ShardWorker:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+class ArrivalRate:
+    """Events per second a shard fetched, as an exponentially decaying average over
+    about TAU_S: tells a steady flow from a lone event."""
+
+    TAU_S = 1.0
+
+    def __init__(self) -> None:
+        self._rate = 0.0
+        self._at = time.monotonic()
+
+    def _decay(self) -> None:
+        now = time.monotonic()
+        self._rate *= math.exp((self._at - now) / self.TAU_S)
+        self._at = now
+
+    def per_s(self) -> float:
+        self._decay()
+        return self._rate
+
+    def add(self, events: int) -> None:
+        self._decay()
+        self._rate += events / self.TAU_S
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

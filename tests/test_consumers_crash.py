@@ -153,15 +153,19 @@ class Feeder(threading.Thread):
         self.expected.unread[recipient] += 1
         return "messages", record
 
+    def send(self, producer: TxProducer, count: int) -> None:
+        """`count` events in one Kafka transaction, and what they should leave behind."""
+        batch = [self._event() for _ in range(count)]
+        producer.send([record for _, record in batch])
+        for consumer, record in batch:
+            self.expected.by_consumer[consumer].add(str(record.event_id))
+        self.produced += len(batch)
+
     def run(self) -> None:
         try:
             producer = TxProducer(self.s, "crash-feeder")
             while not (self.stopping.is_set() and self.produced >= MIN_EVENTS):
-                batch = [self._event() for _ in range(self.rng.randint(1, 5))]
-                producer.send([record for _, record in batch])
-                for consumer, record in batch:
-                    self.expected.by_consumer[consumer].add(str(record.event_id))
-                self.produced += len(batch)
+                self.send(producer, self.rng.randint(1, 5))
                 time.sleep(self.rng.uniform(0.05, 0.1))
         except BaseException as exc:
             self.error = exc
@@ -237,7 +241,22 @@ async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
 
     text = "\n".join(_read(p) for p in logs)
     assert '"received SIGTERM"' in _read(final_log)
-    # Every effect once, nothing missing, nothing extra.
+    await assert_every_effect_once(clean_db, s, expected, users)
+    assert '"sequence anomaly"' not in text
+    # The kills did land between Postgres commits and offset commits.
+    redelivered = text.count('"duplicate event skipped"')
+    assert redelivered > 0
+    print(
+        f"\n{ITERATIONS} kills in {killing_s:.1f}s, {expected.total} events, "
+        f"{redelivered} redeliveries skipped as duplicates"
+    )
+
+
+async def assert_every_effect_once(
+    clean_db: AsyncEngine, s: Settings, expected: Expected, users: list[int]
+) -> None:
+    """Every effect once, nothing missing, nothing extra, nothing parked, and the
+    graceful stop committed every offset it applied."""
     for consumer, ids in expected.by_consumer.items():
         done = await rows(
             clean_db,
@@ -261,18 +280,77 @@ async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
         assert state[user].projects_count == expected.projects[user], user
         assert state[user].last_login_at == expected.last_login.get(user), user
     assert await scalar(clean_db, "SELECT count(*) FROM dead_letters") == 0
-    assert '"sequence anomaly"' not in text
-    # The kills did land between Postgres commits and offset commits.
-    redelivered = text.count('"duplicate event skipped"')
-    assert redelivered > 0
-    # The graceful stop committed everything it applied.
     for consumer, topic in (
         ("users", s.kafka.topics.user),
         ("projects", s.kafka.topics.project),
         ("messages", s.kafka.topics.message),
     ):
         assert committed_offsets(s, group_id(s.kafka, consumer), topic) == end_offsets(s, topic)
+
+
+MID_BATCH_RUNS = 6
+MID_BATCH_BURST = 300
+# Per record after the first of a batch: a slice of ~50 records dies about 40 % of
+# the time, so some batches commit between the kills and some die half applied.
+MID_BATCH_PROBABILITY = 0.01
+
+
+async def test_kill_9_in_the_middle_of_a_batch_applies_every_effect_exactly_once(
+    settings: Settings, clean_db: AsyncEngine, tmp_path: Path
+) -> None:
+    """A burst arrives before each start, so polls return many records per partition
+    and each partition's slice is one Postgres transaction; the process SIGKILLs
+    itself after a record's handlers ran in the middle of such a batch, before the
+    commit. The half-applied batch must leave nothing, and the others nothing twice."""
+    s = consumer_settings(settings, "cmidbatch", max_attempts=5, retry_backoff_ms=50)
+    users = await create_users(clean_db, USERS, "cmidbatch")
+    ensure_event_topics(s)
+    print(f"crash seed {SEED}: CONNECTIN_CRASH_SEED={SEED} replays the stream")
+    # Not started: its events and expectations only.
+    feeder = Feeder(s, users, random.Random(SEED))
+    producer = await asyncio.to_thread(TxProducer, s, "midbatch-feeder")
+    env = settings_env(s, CONSUMER_FAILPOINT=f"mid_batch:{MID_BATCH_PROBABILITY}")
+    expected = feeder.expected
+
+    async def all_applied() -> bool:
+        return bool(
+            await scalar(clean_db, "SELECT count(*) FROM processed_events") >= expected.total
+        )
+
+    logs: list[Path] = []
+    for i in range(MID_BATCH_RUNS):
+        await asyncio.to_thread(feeder.send, producer, MID_BATCH_BURST)
+        log = tmp_path / f"consumers-{i}.log"
+        logs.append(log)
+        process = ConsumersProcess(env, log, instance_id="midbatch")
+
+        async def ended_or_caught_up(process: ConsumersProcess = process) -> bool:
+            return not process.alive() or await all_applied()
+
+        await wait_until(ended_or_caught_up, timeout_s=60, what="a mid-batch kill or the end")
+        if process.alive():
+            assert process.terminate(30) == 0, _read(log)[-3000:]
+        else:
+            process.kill()  # reaps it and closes its log
+
+    final_log = tmp_path / "consumers-final.log"
+    logs.append(final_log)
+    final = ConsumersProcess(settings_env(s), final_log, instance_id="midbatch")
+    await wait_until(all_applied, timeout_s=120, what=f"{expected.total} events applied")
+    await asyncio.sleep(1.0)  # let it commit its offsets and find nothing more
+    assert final.terminate(30) == 0, _read(final_log)[-3000:]
+
+    text = "\n".join(_read(p) for p in logs)
+    kills = [
+        json.loads(line)
+        for line in text.splitlines()
+        if '"failpoint reached, killing the process"' in line
+    ]
+    assert kills, "no run was killed in the middle of a batch"
+    assert all(0 < k["index"] < k["batch_size"] - 1 for k in kills)
+    await assert_every_effect_once(clean_db, s, expected, users)
+    assert '"sequence anomaly"' not in text
     print(
-        f"\n{ITERATIONS} kills in {killing_s:.1f}s, {expected.total} events, "
-        f"{redelivered} redeliveries skipped as duplicates"
+        f"\n{len(kills)} kills mid-batch (batch sizes {sorted(k['batch_size'] for k in kills)}),"
+        f" {expected.total} events"
     )

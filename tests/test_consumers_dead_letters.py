@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
@@ -36,6 +37,7 @@ from tests.test_consumers_support import (
 )
 
 ANOMALY_KINDS = ("gap", "regression", "late_start")
+CONSUMERS = ("users", "projects")
 
 
 def anomalies(consumer: str) -> float:
@@ -172,42 +174,46 @@ async def test_failing_handler_is_retried_parked_and_replayed_once(
     async def replay_applied() -> bool:
         return stuck_id in flaky.applied
 
-    async with running_consumers(s, clean_db, registry):
-        await wait_until(parked_and_moved_on, what="the stuck event parked, the next applied")
-        assert flaky.calls[stuck_id] == 3
-        assert metric("connectin_consumer_retries_total", consumer="flaky") - retries_before == 2
-        (letter,) = await list_dead_letters(clean_db, topic=topic)
-        assert (letter.consumer, letter.attempts) == ("flaky", 3)
-        assert "RuntimeError: downstream said no" in letter.error
-        assert letter.replayed_at is None
-        # The other consumer of the topic was not held up by the flaky one.
-        await wait_until(welcomed, what="welcome notification")
+    # The consumers run in this process and log to stdout, which CliRunner captures
+    # while a CLI command runs: held in memory instead, the CLI's JSON stays its own.
+    with structlog.testing.capture_logs():
+        async with running_consumers(s, clean_db, registry):
+            await wait_until(parked_and_moved_on, what="the stuck event parked, the next applied")
+            assert flaky.calls[stuck_id] == 3
+            retries = metric("connectin_consumer_retries_total", consumer="flaky")
+            assert retries - retries_before == 2
+            (letter,) = await list_dead_letters(clean_db, topic=topic)
+            assert (letter.consumer, letter.attempts) == ("flaky", 3)
+            assert "RuntimeError: downstream said no" in letter.error
+            assert letter.replayed_at is None
+            # The other consumer of the topic was not held up by the flaky one.
+            await wait_until(welcomed, what="welcome notification")
 
-        listed = await asyncio.to_thread(cli, s, "list", "--json", "--topic", topic)
-        assert listed.exit_code == 0, listed.output
-        assert [d["id"] for d in json.loads(listed.stdout)] == [letter.id]
-        table = await asyncio.to_thread(cli, s, "list", "--pending")
-        assert table.exit_code == 0 and "flaky" in table.stdout
-        assert "RuntimeError: downstream said no" in table.stdout
+            listed = await asyncio.to_thread(cli, s, "list", "--json", "--topic", topic)
+            assert listed.exit_code == 0, listed.output
+            assert [d["id"] for d in json.loads(listed.stdout)] == [letter.id]
+            table = await asyncio.to_thread(cli, s, "list", "--pending")
+            assert table.exit_code == 0 and "flaky" in table.stdout
+            assert "RuntimeError: downstream said no" in table.stdout
 
-        flaky.broken.clear()  # the fix is deployed
-        (result,) = await replay(clean_db, s.kafka)  # every pending one: just this
-        assert result.ok and result.id == letter.id
-        await wait_until(replay_applied, what="replay applied")
-        assert flaky.applied.count(stuck_id) == 1
+            flaky.broken.clear()  # the fix is deployed
+            (result,) = await replay(clean_db, s.kafka)  # every pending one: just this
+            assert result.ok and result.id == letter.id
+            await wait_until(replay_applied, what="replay applied")
+            assert flaky.applied.count(stuck_id) == 1
 
-        # A second replay (from the CLI) reaches both consumers again: both skip it.
-        again = await asyncio.to_thread(cli, s, "replay", str(letter.id))
-        assert again.exit_code == 0, again.output
-        assert f"[1/1] dead letter {letter.id} -> {topic}" in again.stdout
+            # A second replay (from the CLI) reaches both consumers again: both skip it.
+            again = await asyncio.to_thread(cli, s, "replay", str(letter.id))
+            assert again.exit_code == 0, again.output
+            assert f"[1/1] dead letter {letter.id} -> {topic}" in again.stdout
 
-        async def skipped_again() -> bool:
-            seen = metric("connectin_consumer_duplicates_skipped_total", consumer="flaky")
-            return seen - duplicates_before == 1
+            async def skipped_again() -> bool:
+                seen = metric("connectin_consumer_duplicates_skipped_total", consumer="flaky")
+                return seen - duplicates_before == 1
 
-        await wait_until(skipped_again, what="second replay skipped as a duplicate")
-        nothing = await asyncio.to_thread(cli, s, "replay", "--all")
-        assert nothing.exit_code == 0 and "nothing to replay" in nothing.stdout
+            await wait_until(skipped_again, what="second replay skipped as a duplicate")
+            nothing = await asyncio.to_thread(cli, s, "replay", "--all")
+            assert nothing.exit_code == 0 and "nothing to replay" in nothing.stdout
 
     assert flaky.applied.count(stuck_id) == 1
     assert await notifications() == 1
@@ -257,3 +263,57 @@ async def test_lost_database_connection_is_waited_for_not_parked(
     assert await scalar(clean_db, "SELECT count(*) FROM dead_letters") == 0
     waits = metric("connectin_consumer_database_unavailable_total", consumer="dbgone")
     assert waits - waits_before == 2
+
+
+async def test_missing_user_in_the_middle_of_a_batch_parks_only_its_record(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """Notifications and counters are written at the end of a batch, so a user that
+    does not exist is found there: the record that named it is parked at once, the
+    records around it (same key, same batch) apply once and in order."""
+    s = consumer_settings(settings, "batchmissing")
+    t = s.kafka.topics
+    alice, bob = await create_users(clean_db, 2, "batchmissing")
+    missing = 2**40
+    welcomes = [
+        envelope_record(t.user, "user.registered", ("user", 900), seq, {"user_id": uid})
+        for seq, uid in enumerate((alice, missing, bob), start=1)
+    ]
+    projects = [
+        envelope_record(t.project, "project.created", ("project", 900), seq, {"owner_id": uid})
+        for seq, uid in enumerate((alice, missing, bob), start=1)
+    ]
+    retries_before = {c: metric("connectin_consumer_retries_total", consumer=c) for c in CONSUMERS}
+    anomalies_before = {c: anomalies(c) for c in CONSUMERS}
+    ensure_event_topics(s)
+    # Produced before the consumers start: each key's three records arrive in one poll,
+    # so each consumer applies them as one batch.
+    await produce(s, [*welcomes, *projects])
+
+    async def settled() -> bool:
+        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
+        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
+        return bool(done == 4 and parked == 2)
+
+    async with running_consumers(s, clean_db):
+        await wait_until(settled, what="4 events applied and 2 parked")
+
+    letters = await rows(clean_db, "SELECT * FROM dead_letters ORDER BY consumer")
+    assert [(d.consumer, str(d.event_id), d.attempts) for d in letters] == [
+        ("projects", projects[1].event_id, 1),
+        ("users", welcomes[1].event_id, 1),
+    ]
+    assert all(f"user {missing} does not exist" in d.error for d in letters)
+    notified = await rows(
+        clean_db, "SELECT user_id, source_event_id::text AS e FROM notifications ORDER BY id"
+    )
+    assert [(n.user_id, n.e) for n in notified] == [
+        (alice, welcomes[0].event_id),
+        (bob, welcomes[2].event_id),
+    ]
+    counts = await rows(clean_db, "SELECT id, projects_count FROM users ORDER BY id")
+    assert {c.id: c.projects_count for c in counts} == {alice: 1, bob: 1}
+    for consumer in CONSUMERS:
+        retries = metric("connectin_consumer_retries_total", consumer=consumer)
+        assert retries == retries_before[consumer]
+        assert anomalies(consumer) == anomalies_before[consumer]

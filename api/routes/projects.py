@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
@@ -14,6 +14,8 @@ from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.routes.params import Limit, Offset, PathId
 from api.schemas import ApplicationIn, ApplicationOut, ProjectIn, ProjectOut, clean_text
 from core.tables import Project, ProjectApplication
+
+PROJECTS: Table = Project.__table__  # type: ignore[assignment]
 
 
 def project_out(project: Project) -> ProjectOut:
@@ -36,6 +38,28 @@ def application_out(application: ProjectApplication) -> ApplicationOut:
     )
 
 
+async def insert_project(
+    db_session: AsyncSession, owner_id: int, title: str, description: str
+) -> Project:
+    """One `INSERT ... RETURNING` in Core, the row returned as a detached Project: the
+    ORM's unit of work (flush, identity map, refresh) cost a quarter of this route's
+    CPU (`python -m bench api-write` profile) for a row the request never reads back."""
+    row = (
+        await db_session.execute(
+            insert(PROJECTS)
+            .values(owner_id=owner_id, title=title, description=description)
+            .returning(PROJECTS.c.id, PROJECTS.c.created_at)
+        )
+    ).one()
+    return Project(
+        id=row.id,
+        owner_id=owner_id,
+        title=title,
+        description=description,
+        created_at=row.created_at,
+    )
+
+
 async def _project(db_session: AsyncSession, project_id: int) -> Project:
     project = await db_session.get(Project, project_id)
     if project is None:
@@ -52,13 +76,12 @@ async def create_project(
     traceparent: TraceParent,
 ) -> ProjectOut:
     """Publish a project; emits `project.created`."""
-    project = Project(
-        owner_id=principal.id,
-        title=clean_text("title", data.title),
-        description=clean_text("description", data.description, allow_empty=True),
+    project = await insert_project(
+        db_session,
+        principal.id,
+        clean_text("title", data.title),
+        clean_text("description", data.description, allow_empty=True),
     )
-    db_session.add(project)
-    await db_session.flush()
     await events.emit(
         db_session, settings, events.project_created(settings.kafka.topics, project, traceparent)
     )

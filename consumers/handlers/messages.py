@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from consumers.handlers.fields import acting_user, optional_int, optional_str, required_int
-from consumers.handlers.notify import notify, username
+from consumers.handlers.notify import count, notify, username
 from consumers.registry import HandlerContext, HandlerGroup
-from core.tables import User
 
 handlers = HandlerGroup(consumer="messages", topic="message")
 
@@ -22,14 +19,11 @@ async def notify_recipient(ctx: HandlerContext) -> None:
         or await username(ctx, sender_id)
         or f"user {sender_id}"
     )
-    # notify() first: it proves the recipient exists before the counter moves.
-    await notify(
+    notify(
         ctx,
         recipient_id,
         "message.received",
         f"New message from {sender}",
         {"message_id": optional_int(data, "message_id"), "sender_id": sender_id},
     )
-    await ctx.session.execute(
-        update(User).where(User.id == recipient_id).values(unread_messages=User.unread_messages + 1)
-    )
+    count(ctx, "unread_messages", recipient_id)

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import select
 
-from consumers.registry import HandlerContext, InvalidEvent
-from core.tables import Notification, User
+from consumers.effects import UserCounter
+from consumers.registry import HandlerContext
+from core.tables import User
 
 
-async def notify(
-    ctx: HandlerContext, user_id: int, kind: str, title: str, data: dict[str, Any]
-) -> None:
-    """Fails as InvalidEvent when the user does not exist (no retry can fix that)."""
-    rows = select(
-        User.id,
-        literal(kind),
-        literal(title),
-        literal(data, Notification.data.type),
-        literal(ctx.event.event_id, Notification.source_event_id.type),
-    ).where(User.id == user_id)
-    result = await ctx.session.execute(
-        insert(Notification)
-        .from_select(["user_id", "kind", "title", "data", "source_event_id"], rows)
-        .returning(Notification.id)
-    )
-    if result.scalar_one_or_none() is None:
-        raise InvalidEvent(f"user {user_id} does not exist")
+def notify(ctx: HandlerContext, user_id: int, kind: str, title: str, data: dict[str, Any]) -> None:
+    """Written with the batch's other notifications just before its commit; a user
+    that does not exist then fails this event as InvalidEvent (no retry can fix that)."""
+    ctx.effects.notify(ctx.index, user_id, kind, title, data, ctx.event.event_id)
+
+
+def count(ctx: HandlerContext, column: UserCounter, user_id: int, delta: int = 1) -> None:
+    """Add to one of a user's counters with the batch's other counts, in one statement;
+    a user that does not exist fails this event as InvalidEvent."""
+    ctx.effects.count(ctx.index, column, user_id, delta)
 
 
 async def username(ctx: HandlerContext, user_id: int) -> str | None:

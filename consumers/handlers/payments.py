@@ -412,7 +412,7 @@ async def processed(
             event_id=uuid.uuid5(PROCESSED_NAMESPACE, change.payment_intent_id),
         )
     )
-    await notify(
+    notify(
         ctx,
         user_id,
         "payment.succeeded",

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from consumers.handlers.fields import acting_user, optional_int, optional_str, required_int
-from consumers.handlers.notify import notify
+from consumers.handlers.notify import count, notify
 from consumers.registry import HandlerContext, HandlerGroup, InvalidEvent
-from core.tables import Project, User
+from core.tables import Project
 
 handlers = HandlerGroup(consumer="projects", topic="project")
 
 
 @handlers.on("project.created")
 async def count_project(ctx: HandlerContext) -> None:
-    owner_id = acting_user(ctx.event, "owner_id")
-    result = await ctx.session.execute(
-        update(User)
-        .where(User.id == owner_id)
-        .values(projects_count=User.projects_count + 1)
-        .returning(User.id)
-    )
-    if result.scalar_one_or_none() is None:
-        raise InvalidEvent(f"owner {owner_id} does not exist")
+    count(ctx, "projects_count", acting_user(ctx.event, "owner_id"))
 
 
 @handlers.on("project.applied")
@@ -44,7 +36,7 @@ async def notify_owner(ctx: HandlerContext) -> None:
             title = title or row.title
     assert owner_id is not None  # narrowed above; keeps mypy honest
     applicant_id = acting_user(ctx.event, "applicant_id")
-    await notify(
+    notify(
         ctx,
         owner_id,
         "project.application",

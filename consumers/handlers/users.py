@@ -15,7 +15,7 @@ handlers = HandlerGroup(consumer="users", topic="user")
 @handlers.on("user.registered")
 async def welcome(ctx: HandlerContext) -> None:
     user_id = acting_user(ctx.event, "user_id")
-    await notify(
+    notify(
         ctx,
         user_id,
         "welcome",
