@@ -17,6 +17,7 @@ from typing import IO
 
 import httpx
 
+from cli.service_common import CACHE_DIR
 from cli.services import ensure_up
 from core.settings import DEVELOPMENT, Settings
 from migrations import upgrade
@@ -24,6 +25,9 @@ from migrations import upgrade
 STOP_GRACE_S = 15.0
 LOCALSTRIPE_WAIT_S = 30.0
 WEBHOOK_ID = "connectin"
+# This checkout's Stripe objects, kept across runs like its database: not localstripe's
+# default file, which every localstripe on the machine would share.
+LOCALSTRIPE_STATE = CACHE_DIR / "localstripe" / "state.pickle"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,11 @@ def platform_processes(api_port: int, stripe_port: int, api_workers: int = 1) ->
     connectin = os.path.join(bin_dir, "connectin")
     return [
         ProcessSpec(
-            "localstripe", [os.path.join(bin_dir, "localstripe"), "--port", str(stripe_port)]
+            "localstripe",
+            [
+                *(sys.executable, "-m", "cli.localstripe_server", str(LOCALSTRIPE_STATE)),
+                *("--port", str(stripe_port)),
+            ],
         ),
         ProcessSpec(
             "api",
@@ -114,6 +122,7 @@ def run_all(
     signal.signal(signal.SIGTERM, request_stop)
     selector = selectors.DefaultSelector()
     running: dict[str, subprocess.Popen[bytes]] = {}
+    LOCALSTRIPE_STATE.parent.mkdir(parents=True, exist_ok=True)
     for spec in platform_processes(api_port, stripe_port, api_workers):
         proc = subprocess.Popen(
             spec.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

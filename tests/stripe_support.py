@@ -41,7 +41,6 @@ from tests.kafka_support import Published, read_committed
 from tests.test_consumers_support import consumer_settings, running_consumers
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
-SERVER = Path(__file__).with_name("localstripe_server.py")
 START_TIMEOUT_S = 20.0
 
 
@@ -77,13 +76,16 @@ def _wait_until_listening(base_url: str, proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def localstripe() -> Iterator[LocalStripe]:
     """A fresh localstripe on a free port with a state file of its own (see
-    tests/localstripe_server.py), stopped after the test."""
+    cli/localstripe_server.py), stopped after the test."""
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="localstripe-"))
     log_path, state_path = directory / "localstripe.log", directory / "state.pickle"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(SERVER), str(state_path), "--port", str(port), "--from-scratch"],
+            [
+                *(sys.executable, "-m", "cli.localstripe_server", str(state_path)),
+                *("--port", str(port), "--from-scratch"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

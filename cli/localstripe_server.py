@@ -1,10 +1,10 @@
-"""`python tests/localstripe_server.py STATE_FILE --port N`: localstripe with a state
-file of its own (this module holds no tests).
+"""`python -m cli.localstripe_server STATE_FILE --port N`: localstripe with a state
+file of its own, for `connectin up` (state under the checkout's `.cache/`) and each test.
 
 localstripe 1.15 keeps its store in the hard-coded /tmp/localstripe.pickle and rewrites
 that file on every change, so every server on the machine (each test's, other runs',
-`connectin up`'s, which loads it at start) would share one state. Here its two disk
-methods use the given file instead; the server itself is localstripe's, unchanged.
+other checkouts') would share one state. Here its two disk methods use the given file
+instead; the server itself is localstripe's, unchanged.
 """
 
 from __future__ import annotations
