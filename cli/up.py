@@ -163,5 +163,17 @@ def run_all(
             print(f"[up] {name} did not stop in time; killing it", flush=True)
             proc.kill()
             proc.wait()
+        _forward_rest(name, proc, width)
         print(f"[up] {name} exited with {proc.returncode}", flush=True)
     return exit_code
+
+
+def _forward_rest(name: str, proc: subprocess.Popen[bytes], width: int) -> None:
+    """What a child wrote while stopping (the line saying why) is still in its pipe once
+    the loop above has ended. Read without blocking: a grandchild may hold the pipe."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    rest = proc.stdout.read() or b""
+    for line in rest.decode(errors="replace").splitlines():
+        sys.stdout.write(f"{name:<{width}} | {line}\n")
+    sys.stdout.flush()
