@@ -25,9 +25,10 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Row, delete, func, select, update
@@ -38,6 +39,8 @@ from api.errors import ConflictError
 from core.tables import IdempotencyClaim
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 LEASE = timedelta(seconds=300)
 WAIT_S = 30.0
@@ -136,6 +139,19 @@ async def complete(session: AsyncSession, held: Claim, result: dict[str, Any]) -
     if updated is None:
         # Taken over after LEASE: the rows' own unique keys still keep one answer.
         log.warning("idempotency claim was taken over before completion", key=held.key)
+
+
+async def settle(session: AsyncSession, held: Claim, write: Awaitable[T]) -> T:
+    """The owner's part: run `write` (Stripe, then the rows, their event and `complete`)
+    and commit it here rather than in the request's session provider, so that a failure
+    anywhere, the commit included, releases the claim before the error is answered."""
+    try:
+        answer = await write
+        await session.commit()
+    except BaseException:
+        await release(session, held)
+        raise
+    return answer
 
 
 async def release(session: AsyncSession, held: Claim) -> None:

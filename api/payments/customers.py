@@ -38,15 +38,10 @@ async def ensure_customer(
     outcome = await claims.claim(session, key.value, OPERATION, claims.request_hash({}))
     if isinstance(outcome, claims.Done):
         return str(outcome.result["customer_id"]), False
-    try:
-        answer = await _create(session, client, settings, user_id, key, outcome, traceparent)
-        # Committed here: the customer exists at Stripe whatever the caller does next,
-        # and a commit that fails must release the claim too (claims.py).
-        await session.commit()
-        return answer
-    except BaseException:
-        await claims.release(session, outcome)
-        raise
+    # Committed by settle: the customer exists at Stripe whatever the caller does next.
+    return await claims.settle(
+        session, outcome, _create(session, client, settings, user_id, key, outcome, traceparent)
+    )
 
 
 async def _create(

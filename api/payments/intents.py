@@ -59,17 +59,13 @@ async def create_intent(
     outcome = await claims.claim(session, key.value, OPERATION, claims.request_hash(requested))
     if isinstance(outcome, claims.Done):
         return await _recorded(client, str(outcome.result["payment_intent_id"]))
-    try:
-        answer = await _create(
+    return await claims.settle(
+        session,
+        outcome,
+        _create(
             session, client, settings, user_id, amount, currency, key.value, outcome, traceparent
-        )
-        # Committed here, not by the request's session provider: a commit that fails
-        # must release the claim too, or retries would wait out claims.LEASE.
-        await session.commit()
-        return answer
-    except BaseException:
-        await claims.release(session, outcome)
-        raise
+        ),
+    )
 
 
 async def _create(

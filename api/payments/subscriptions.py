@@ -83,14 +83,11 @@ async def create_subscription(
             subscription_id=str(outcome.result["subscription_id"]),
             status=str(outcome.result["status"]),
         )
-    try:
-        answer = await _create(session, client, settings, user_id, data, key, outcome, traceparent)
-        # Committed here: a commit that fails must release the claim too (claims.py).
-        await session.commit()
-        return answer
-    except BaseException:
-        await claims.release(session, outcome)
-        raise
+    return await claims.settle(
+        session,
+        outcome,
+        _create(session, client, settings, user_id, data, key, outcome, traceparent),
+    )
 
 
 async def _create(
