@@ -238,29 +238,21 @@ __all__ = [
 ]
 
 
-async def processed_by_consumer(engine: AsyncEngine) -> dict[str, set[str]]:
+async def event_ids_by(engine: AsyncEngine, table: str, column: str) -> dict[str, set[str]]:
+    """The event ids of `table` grouped by `column`."""
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql("SELECT consumer, event_id::text FROM processed_events")
+        rows = await conn.exec_driver_sql(f"SELECT {column}, event_id::text FROM {table}")
         out: dict[str, set[str]] = {}
-        for consumer, event_id in rows:
-            out.setdefault(consumer, set()).add(event_id)
-        return out
-
-
-async def outbox_by_topic(engine: AsyncEngine) -> dict[str, set[str]]:
-    async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql("SELECT topic, event_id::text FROM outbox")
-        out: dict[str, set[str]] = {}
-        for topic, event_id in rows:
-            out.setdefault(topic, set()).add(event_id)
+        for group, event_id in rows:
+            out.setdefault(group, set()).add(event_id)
         return out
 
 
 async def consumed_everything(engine: AsyncEngine, s: Settings, *, exactly: bool = False) -> bool:
     """Each consumer group applied every outbox event of its topic (`exactly`: and
     nothing else). processed_events has one row per (consumer, event): no doubles."""
-    want = await outbox_by_topic(engine)
-    done = await processed_by_consumer(engine)
+    want = await event_ids_by(engine, "outbox", "topic")
+    done = await event_ids_by(engine, "processed_events", "consumer")
     topics = s.kafka.topics
     by_consumer = {
         "users": topics.user,

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.leadership import lock_namespace
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 
@@ -207,3 +208,14 @@ async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{left} outbox rows still unpublished after {timeout_s}s")
+
+
+async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
+    """Shards each relay backend leads: the advisory locks of `s`'s namespace it holds."""
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
+            "::int::oid GROUP BY pid"
+        )
+        return {int(pid): int(n) for pid, n in rows}

@@ -8,10 +8,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+import httpx
+
 from core.settings import Settings
+
+API_START_TIMEOUT_S = 30.0
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -51,14 +59,24 @@ class Process:
         cls.started.clear()
         return [f"{p.module} (pid {p.pid})" for p in leftovers]
 
-    def __init__(self, module: str, env: dict[str, str], log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        env: dict[str, str],
+        log_dir: Path | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        """`python -m module`, or `argv` (then `module` only names it)."""
         self.module = module
         directory = log_dir or Path(tempfile.mkdtemp(prefix="connectin-"))
         directory.mkdir(parents=True, exist_ok=True)
         self.log_path = directory / f"{module}-{os.getpid()}-{id(self)}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=self._log, stderr=subprocess.STDOUT
+            argv or [sys.executable, "-m", module],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         Process.started.append(self)
 
@@ -93,3 +111,39 @@ class Process:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    base_url: str
+    process: Process
+
+
+@contextmanager
+def api_process(
+    env: dict[str, str], port: int, log_dir: Path | None = None
+) -> Iterator[RunningApi]:
+    """`connectin api` exactly as deployed (uvicorn) on `port`, yielded once `/health`
+    answers and stopped with SIGTERM afterwards."""
+    base_url = f"http://127.0.0.1:{port}"
+    connectin = str(Path(sys.executable).with_name("connectin"))
+    process = Process(
+        "api", env, log_dir, argv=[connectin, "api", "--host", "127.0.0.1", "--port", str(port)]
+    )
+    try:
+        deadline = time.monotonic() + API_START_TIMEOUT_S
+        while True:
+            if not process.alive():
+                raise RuntimeError(f"connectin api exited:\n{process.log_tail()}")
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"connectin api did not start:\n{process.log_tail()}")
+            time.sleep(0.1)
+        yield RunningApi(base_url, process)
+    finally:
+        if process.alive():
+            process.terminate()

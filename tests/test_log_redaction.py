@@ -5,14 +5,11 @@ tokens redacted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.logging import redact_text
 from core.settings import Settings
 from tests.api_support import PASSWORD
+from tests.process_support import api_process, settings_env
 from tests.stripe_support import (
     LocalStripe,
     count,
@@ -28,31 +26,6 @@ from tests.stripe_support import (
     localstripe,  # noqa: F401  (fixture)
     payment_settings,
 )
-
-START_TIMEOUT_S = 30.0
-
-
-def read(path: Path) -> str:
-    return path.read_text()
-
-
-def open_for_writing(path: Path) -> BinaryIO:
-    return path.open("wb")
-
-
-async def wait_until_up(
-    http: httpx.AsyncClient, proc: asyncio.subprocess.Process, log: Path
-) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise AssertionError(f"the API exited with {proc.returncode}:\n{read(log)}")
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError("the API did not start")
 
 
 async def test_debug_logs_of_a_real_stripe_call_hold_no_secret(
@@ -67,24 +40,10 @@ async def test_debug_logs_of_a_real_stripe_call_hold_no_secret(
         log_level="DEBUG",
         stripe=replace(s.stripe, secret_key="sk_test_" + secrets.token_hex(16)),
     )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "api.log"
-    with open_for_writing(log) as out:
-        proc = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "connectin"),
-            "api",
-            "--port",
-            str(port),
-            env=s.to_env(),
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
     name = f"redact{secrets.token_hex(4)}"
     email = f"{name}@example.com"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            await wait_until_up(http, proc, log)
+    with api_process(settings_env(s), free_port(), tmp_path) as api:
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as http:
             registered = await http.post(
                 "/api/v1/auth/register",
                 json={"username": name, "email": email, "password": PASSWORD},
@@ -104,10 +63,7 @@ async def test_debug_logs_of_a_real_stripe_call_hold_no_secret(
             )
             assert intent.status_code == 200, intent.text
             client_secret = intent.json()["client_secret"]
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 30)
-    text = read(log)
+    text = api.process.log_path.read_text()
     lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines() if line]
     stripe_debug = [
         line for line in lines if line.get("logger") == "stripe" and line["level"] == "debug"

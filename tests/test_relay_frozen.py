@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.leadership import lock_namespace
 from core.settings import Settings
 from relay.outbox_store import OutboxRow
 from relay.producer import ProducerFenced, ShardProducer
@@ -25,6 +24,7 @@ from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
     read_committed,
+    shards_by_pid,
     wait_all_published,
     write_events,
     writing,
@@ -81,16 +81,6 @@ async def backends_of(engine: AsyncEngine, pid: int) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-async def shards_by_backend(engine: AsyncEngine, s: Settings) -> dict[int, int]:
-    async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
-            "::int::oid GROUP BY pid"
-        )
-        return {int(pid): int(n) for pid, n in rows}
-
-
 async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_off: bool) -> None:
     s = frozen_settings(settings, tag)
     relays = [Process("relay", settings_env(s)), Process("relay", settings_env(s))]
@@ -99,10 +89,10 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
         async with writing(engine, s) as ids:
 
             async def split() -> bool:
-                return sorted((await shards_by_backend(engine, s)).values()) == [2, 2]
+                return sorted((await shards_by_pid(engine, s)).values()) == [2, 2]
 
             await wait_for("shards split 2/2", split, 60)
-            counts = await shards_by_backend(engine, s)
+            counts = await shards_by_pid(engine, s)
             held = {
                 r.pid: sum(counts.get(b, 0) for b in await backends_of(engine, r.pid))
                 for r in relays
@@ -120,7 +110,7 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
                     )
 
             async def live_leads_all() -> bool:
-                counts = await shards_by_backend(engine, s)
+                counts = await shards_by_pid(engine, s)
                 mine = await backends_of(engine, live.pid)
                 return sum(counts.get(b, 0) for b in mine) == s.relay.shards
 
@@ -180,7 +170,7 @@ async def test_a_live_zombie_producer_is_fenced_by_the_new_leader(
     try:
 
         async def relay_leads_everything() -> bool:
-            return sorted((await shards_by_backend(clean_db, s)).values()) == [s.relay.shards]
+            return sorted((await shards_by_pid(clean_db, s)).values()) == [s.relay.shards]
 
         await wait_for("the relay leads every shard", relay_leads_everything, 60)
         # Shard 0 has events and they were published: the relay's shard 0 worker ran

@@ -10,28 +10,18 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from core.leadership import lock_namespace
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from tests.conftest import isolate
 from tests.kafka_support import (
     assert_exactly_once_in_order,
     read_committed,
+    shards_by_pid,
     wait_all_published,
     write_events,
     writing,
 )
 from tests.process_support import Process, settings_env
-
-
-async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
-    async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
-            "::int::oid GROUP BY pid"
-        )
-        return {int(pid): int(n) for pid, n in rows}
 
 
 async def until(engine: AsyncEngine, s: Settings, want: list[int], timeout_s: float) -> list[int]:

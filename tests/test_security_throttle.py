@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -32,7 +28,7 @@ from api.client_address import client_address
 from api.ratelimit import PURGE_BATCH, LoginThrottle
 from core.settings import ApiSettings, Settings
 from tests.api_support import BASE_URL, PASSWORD, register, row_counts, running
-from tests.process_support import settings_env
+from tests.process_support import api_process, settings_env
 from tests.stripe_support import free_port
 
 LOGIN = "/api/v1/auth/login"
@@ -293,53 +289,20 @@ async def test_expired_budgets_are_purged_by_the_attempts_themselves(
 # --- two real `connectin api` processes ------------------------------------------
 
 
-@contextmanager
-def api_process(s: Settings, port: int, **extra: str) -> Iterator[str]:
-    """`connectin api` exactly as deployed (uvicorn), on `port`; its base URL."""
-    binary = os.path.join(os.path.dirname(sys.executable), "connectin")
-    log = Path(tempfile.mkdtemp(prefix="api-")) / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=settings_env(s, **extra),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"connectin api exited:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"connectin api did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def test_two_connectin_api_processes_share_the_limit_and_ignore_forwarding(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
     """Real processes, real clock: 2 attempts a minute per account, so the whole
     exchange has 30 s before one attempt comes back. uvicorn trusts X-Forwarded-For
     from 127.0.0.1 by default; `connectin api` must not."""
-    extra = {"LOGIN_ATTEMPTS_PER_MINUTE": "2", "LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE": "1000"}
+    env = settings_env(
+        settings, LOGIN_ATTEMPTS_PER_MINUTE="2", LOGIN_ADDRESS_ATTEMPTS_PER_MINUTE="1000"
+    )
     with (
-        api_process(settings, free_port(), **extra) as first,
-        api_process(settings, free_port(), **extra) as second,
+        api_process(env, free_port()) as first_api,
+        api_process(env, free_port()) as second_api,
     ):
+        first, second = first_api.base_url, second_api.base_url
         async with httpx.AsyncClient(timeout=30) as http:
             name = f"proc{os.getpid()}"
             registered = await http.post(
