@@ -15,17 +15,23 @@ from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
+from api.accounts.routes import AUTH_ROUTER, USERS_ROUTER
 from api.auth import jwt_auth
 from api.bodies import StrictJSONRequest
 from api.csrf import CsrfMiddleware
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
+from api.messages.routes import ROUTER as MESSAGES_ROUTER
 from api.metrics import HttpMetrics, MetricsMiddleware
+from api.notifications.routes import ROUTER as NOTIFICATIONS_ROUTER
 from api.openapi import correct_document, openapi_config
+from api.ops.collector import ops_status
+from api.ops.health import ROUTER as HEALTH_ROUTER
+from api.ops.routes import ROUTER as OPS_ROUTER
 from api.payments.client import stripe_lifespan
+from api.payments.routes import ROUTER as PAYMENTS_ROUTER
+from api.projects.routes import ROUTER as PROJECTS_ROUTER
 from api.ratelimit import LoginThrottle
-from api.routes import ROUTES, payments
-from api.routes.ops import OPS_ROUTES, ops_status
 from core.db import create_engine, session_factory
 from core.logging import configure_logging
 from core.settings import Settings
@@ -35,6 +41,17 @@ log = structlog.get_logger(__name__)
 # Public paths served by Litestar's own handlers, which we cannot mark with `opt`.
 AUTH_EXCLUDE = ["^/schema"]
 CORS_HEADERS = ["Authorization", "Content-Type", "traceparent", "Idempotency-Key"]
+# One router per domain package, each declaring its path, tags, guards and dependencies.
+ROUTERS = [
+    AUTH_ROUTER,
+    USERS_ROUTER,
+    PROJECTS_ROUTER,
+    MESSAGES_ROUTER,
+    NOTIFICATIONS_ROUTER,
+    HEALTH_ROUTER,
+    OPS_ROUTER,
+    PAYMENTS_ROUTER,
+]
 
 
 @asynccontextmanager
@@ -82,7 +99,7 @@ def create_app(settings: Settings) -> Litestar:
 
     auth = jwt_auth(settings.auth, exclude=AUTH_EXCLUDE)
     app = Litestar(
-        route_handlers=[*ROUTES, *OPS_ROUTES, payments.ROUTER],
+        route_handlers=ROUTERS,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         # ops_status needs the engine: it must come after `database`.

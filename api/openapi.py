@@ -35,8 +35,8 @@ from litestar.routes import HTTPRoute
 
 from api.auth import EXCLUDE_FROM_AUTH
 from api.csrf import BROWSER_JSON_ONLY, SAFE_METHODS
-from api.routes.ops import require_ops_token
-from api.schemas import MAX_ID
+from api.fields import MAX_ID
+from api.ops.guards import requires_ops_token
 from core.settings import DEVELOPMENT, Settings
 
 ERROR_SCHEMA = "Error"
@@ -204,7 +204,7 @@ def correct_document(app: Litestar) -> None:
             if not handler.resolve_include_in_schema():
                 continue
             opt = handler.opt
-            ops = require_ops_token in (handler.guards or ())
+            ops = requires_ops_token(handler)
             for method in handler.http_methods:
                 operation = getattr(item, method.lower(), None)
                 if operation is None:

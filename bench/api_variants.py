@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import events
 from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
-from api.routes.projects import insert_project, project_out
-from api.schemas import ProjectIn, ProjectOut, clean_text
+from api.fields import clean_text
+from api.projects.queries import insert_project
+from api.projects.schemas import ProjectIn, ProjectOut, project_out
 from core.envelope import event_key
 from core.logging import configure_logging
 from core.outbox import NewEvent

@@ -99,6 +99,17 @@ async def test_no_ops_token_configured_turns_them_off(
                 assert "set OPS_TOKEN" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+async def test_options_names_the_methods_without_a_token(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """The guard sits on the router, and Litestar runs a router's guards on its
+    automatic OPTIONS answers too: those must stay what they were, token or not."""
+    response = await client.options(path)
+    assert response.status_code == 204, response.text
+    assert method in response.headers["allow"].split(", ")
+
+
 async def test_the_user_auth_still_guards_the_user_api(client: httpx.AsyncClient) -> None:
     """Excluding /ops from JWT auth must not have opened anything else."""
     response = await client.get("/api/v1/notifications", headers=bearer(TOKEN))

@@ -1,2 +1,3 @@
-"""Stripe on the API side: the client, idempotency keys, webhook verification, and
-the rows and outbox events the payment routes write (`api/routes/payments.py`)."""
+"""Stripe payments on the API side: the routes under /api/v1/payments (`routes`), the
+client, idempotency keys, webhook verification, the rows and outbox events the routes
+write and the rows they read (`queries`)."""

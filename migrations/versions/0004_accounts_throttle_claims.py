@@ -35,7 +35,7 @@ class DuplicateAccounts(RuntimeError):
 
 
 def _fold(value: str) -> str:
-    # A copy of api.schemas.fold as of this revision: a migration must not change
+    # A copy of api.accounts.schemas.fold as of this revision: a migration must not change
     # meaning when the application's code does.
     return unicodedata.normalize("NFKC", value).strip().casefold()
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar.params import PathParameter, QueryParameter
 
-from api.schemas import MAX_ID
+from api.fields import MAX_ID
 
 PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="a positive id")]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size (1-100)")]

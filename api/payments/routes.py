@@ -19,17 +19,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody
-from sqlalchemy import select
 
 from api.auth import EXCLUDE_FROM_AUTH
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.events import emit
+from api.params import Limit, Offset
 from api.payments import events, store
 from api.payments.client import provide_stripe
 from api.payments.customers import ensure_customer
 from api.payments.errors import stripe_error_response
 from api.payments.idempotency import ClientKey
 from api.payments.intents import create_intent
+from api.payments.queries import payments_of, subscriptions_of
 from api.payments.schemas import (
     ConfigOut,
     CustomerOut,
@@ -43,8 +44,6 @@ from api.payments.schemas import (
 )
 from api.payments.subscriptions import create_subscription
 from api.payments.webhook import WEBHOOK_MAX_BYTES, WebhookRejected, verify
-from api.routes.params import Limit, Offset
-from core.tables import Payment, Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -111,13 +110,7 @@ async def list_payments(
     db_session: DbSession, principal: Caller, limit: Limit = 50, offset: Offset = 0
 ) -> list[PaymentOut]:
     """The caller's payments, newest first, in the state the payment consumer applied."""
-    rows = await db_session.scalars(
-        select(Payment)
-        .where(Payment.user_id == principal.id)
-        .order_by(Payment.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    rows = await payments_of(db_session, principal.id, limit, offset)
     return [
         PaymentOut(
             id=p.id,
@@ -137,13 +130,7 @@ async def list_subscriptions(
     db_session: DbSession, principal: Caller, limit: Limit = 50, offset: Offset = 0
 ) -> list[SubscriptionOut]:
     """The caller's subscriptions, newest first."""
-    rows = await db_session.scalars(
-        select(Subscription)
-        .where(Subscription.user_id == principal.id)
-        .order_by(Subscription.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    rows = await subscriptions_of(db_session, principal.id, limit, offset)
     return [
         SubscriptionOut(
             id=s.id,

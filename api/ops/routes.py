@@ -1,87 +1,25 @@
 """Operator endpoints: `/ops` (the live page) and `/ops/status|outbox|consumers|dlq` (JSON).
 
-They answer to the operator token (`Authorization: Bearer <OPS_TOKEN>`), not to user
-JWTs: the JWT middleware is told to skip them (`EXCLUDE_FROM_AUTH`) and a guard checks
-the token instead. No OPS_TOKEN configured means the endpoints are off (503), never
-open. The numbers come from `core.status`, the same code as `connectin status`.
+They answer to the operator token, not to user JWTs (`api/ops/guards.py`). The numbers
+come from `core.status`, the same code as `connectin status`.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-from litestar import Litestar, Request, Response, Router, get, post
-from litestar.connection import ASGIConnection
+from litestar import Request, Response, Router, get, post
 from litestar.datastructures import CacheControlHeader, State
-from litestar.exceptions import (
-    NotAuthorizedException,
-    NotFoundException,
-    ServiceUnavailableException,
-)
-from litestar.handlers.base import BaseRouteHandler
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import QueryParameter
 
 from api.auth import EXCLUDE_FROM_AUTH
-from api.metrics import HttpMetrics
+from api.ops.collector import collector
+from api.ops.guards import AUTHENTICATE, require_ops_token, token_check
 from api.ops_page import ops_page
-from api.routes.params import PathId
+from api.params import PathId
 from core.dead_letters import list_dead_letters, pending_by_topic, replay
-from core.settings import Settings
-from core.status import StatusCollector, StatusUnavailable
-from core.status.prometheus import StatusMetrics
-
-DISABLED = "operator endpoints are disabled: set OPS_TOKEN to enable them"
-REFUSED = "a valid operator token is required (Authorization: Bearer <OPS_TOKEN>)"
-AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="connectin-ops"'}
-
-
-def token_check(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
-    """200 for the right token, 401 for a wrong or missing one, 503 when none is set."""
-    settings = cast(Settings, connection.app.state.settings)
-    expected = settings.api.ops_token
-    if not expected:
-        return 503
-    scheme, _, supplied = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return 401
-    # Constant time: the comparison must not reveal how much of a guess was right.
-    ok = hmac.compare_digest(supplied.strip().encode(), expected.encode())
-    return 200 if ok else 401
-
-
-def require_ops_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    verdict = token_check(connection)
-    if verdict == 503:
-        raise ServiceUnavailableException(DISABLED)
-    if verdict == 401:
-        raise NotAuthorizedException(REFUSED, headers=AUTHENTICATE)
-
-
-# On every handler but the page, which must answer (401 + token form) without a token.
-GUARD = [require_ops_token]
-
-
-def collector(state: State) -> StatusCollector:
-    return cast(StatusCollector, state.ops_status)
-
-
-@asynccontextmanager
-async def ops_status(app: Litestar) -> AsyncIterator[None]:
-    """Lifespan (after the database one): the status collector and its Prometheus
-    metrics on this app's /metrics."""
-    status = StatusCollector(cast(Settings, app.state.settings), app.state.engine)
-    app.state.ops_status = status
-    metrics = StatusMetrics(status.snapshot)
-    registry = cast(HttpMetrics, app.state.http_metrics).registry
-    registry.register(metrics)
-    try:
-        yield
-    finally:
-        await metrics.close()
-        registry.unregister(metrics)
+from core.status import StatusUnavailable
 
 
 @get("/", include_in_schema=False)
@@ -96,7 +34,7 @@ async def page(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(rendered.html, media_type="text/html", status_code=verdict, headers=headers)
 
 
-@get("/status", guards=GUARD)
+@get("/status")
 async def status(state: State) -> dict[str, Any]:
     """Everything at once: outbox per shard, consumer lag, dead letters, verdicts.
     A store that cannot be read is listed in `errors` (verdict `unknown`)."""
@@ -104,7 +42,7 @@ async def status(state: State) -> dict[str, Any]:
     return snapshot.to_dict()
 
 
-@get("/outbox", guards=GUARD)
+@get("/outbox")
 async def outbox(state: State) -> dict[str, Any]:
     """Per shard: leader (pid, client address, application name), pending events and
     the age of the oldest unpublished one."""
@@ -116,7 +54,7 @@ async def outbox(state: State) -> dict[str, Any]:
     return _with_findings(part.to_dict(), status.findings(outbox=part))
 
 
-@get("/consumers", guards=GUARD)
+@get("/consumers")
 async def consumers(state: State) -> dict[str, Any]:
     """Per consumer group and partition: committed offset, end offset, lag."""
     status = collector(state)
@@ -127,7 +65,7 @@ async def consumers(state: State) -> dict[str, Any]:
     return _with_findings(part.to_dict(), status.findings(consumers=part))
 
 
-@get("/dlq", guards=GUARD)
+@get("/dlq")
 async def dead_letters(
     state: State,
     topic: Annotated[str | None, QueryParameter(description="only this original topic")] = None,
@@ -154,7 +92,7 @@ async def dead_letters(
     }
 
 
-@post("/dlq/{dead_letter_id:int}/replay", status_code=200, guards=GUARD)
+@post("/dlq/{dead_letter_id:int}/replay", status_code=200)
 async def replay_dead_letter(state: State, dead_letter_id: PathId) -> dict[str, Any]:
     """Produce the dead letter to its original topic again and mark it replayed.
     Consumers that already processed the event skip it, so a second replay is harmless."""
@@ -173,14 +111,19 @@ def _with_findings(body: dict[str, Any], findings: list[Any]) -> dict[str, Any]:
     return body
 
 
-ops_router = Router(
+# Everything but the page, which must answer (401 + token form) without a token.
+guarded = Router(
+    path="/",
+    route_handlers=[status, outbox, consumers, dead_letters, replay_dead_letter],
+    guards=[require_ops_token],
+)
+
+ROUTER = Router(
     path="/ops",
-    route_handlers=[page, status, outbox, consumers, dead_letters, replay_dead_letter],
+    route_handlers=[page, guarded],
     # The operator token replaces the user JWT here; user tokens give no access.
     opt={EXCLUDE_FROM_AUTH: True},
     tags=["ops"],
     # Live numbers and operator-only data: never cached by a browser or a proxy.
     cache_control=CacheControlHeader(no_store=True),
 )
-
-OPS_ROUTES = [ops_router]

@@ -4,34 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import get, post
+from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
-from sqlalchemy import and_, or_, select
 
 from api import events
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.errors import invalid
-from api.routes.params import Limit, Offset
-from api.schemas import MAX_ID, MessageIn, MessageOut, clean_text
-from core.tables import Message, User
+from api.fields import MAX_ID, clean_text
+from api.messages.queries import add_message, messages_of, user_exists
+from api.messages.schemas import MessageIn, MessageOut, message_out
+from api.params import Limit, Offset
 
 WithUser = Annotated[
     int | None, QueryParameter(ge=1, le=MAX_ID, description="only the conversation with this user")
 ]
 
 
-def message_out(message: Message) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        sender_id=message.sender_id,
-        recipient_id=message.recipient_id,
-        body=message.body,
-        created_at=message.created_at,
-    )
-
-
-@post("/api/v1/messages", status_code=201, tags=["messages"])
+@post("/", status_code=201)
 async def send_message(
     data: JSONBody[MessageIn],
     db_session: DbSession,
@@ -43,18 +33,16 @@ async def send_message(
     body = clean_text("body", data.body)
     if data.recipient_id == principal.id:
         raise invalid("recipient_id", "you cannot message yourself")
-    if await db_session.scalar(select(User.id).where(User.id == data.recipient_id)) is None:
+    if not await user_exists(db_session, data.recipient_id):
         raise NotFoundException(detail=f"user {data.recipient_id} not found")
-    message = Message(sender_id=principal.id, recipient_id=data.recipient_id, body=body)
-    db_session.add(message)
-    await db_session.flush()
+    message = await add_message(db_session, principal.id, data.recipient_id, body)
     await events.emit(
         db_session, settings, events.message_sent(settings.kafka.topics, message, traceparent)
     )
     return message_out(message)
 
 
-@get("/api/v1/messages", tags=["messages"])
+@get("/")
 async def list_messages(
     db_session: DbSession,
     principal: Caller,
@@ -63,18 +51,10 @@ async def list_messages(
     offset: Offset = 0,
 ) -> list[MessageOut]:
     """Messages the caller sent or received, newest first."""
-    me = principal.id
-    if with_user is None:
-        mine = or_(Message.sender_id == me, Message.recipient_id == me)
-    else:
-        mine = or_(
-            and_(Message.sender_id == me, Message.recipient_id == with_user),
-            and_(Message.sender_id == with_user, Message.recipient_id == me),
-        )
-    rows = await db_session.scalars(
-        select(Message).where(mine).order_by(Message.id.desc()).limit(limit).offset(offset)
-    )
+    rows = await messages_of(db_session, principal.id, with_user, limit, offset)
     return [message_out(m) for m in rows]
 
 
-ROUTES = [send_message, list_messages]
+ROUTER = Router(
+    path="/api/v1/messages", route_handlers=[send_message, list_messages], tags=["messages"]
+)

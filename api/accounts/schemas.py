@@ -1,22 +1,20 @@
-"""Request and response bodies. msgspec enforces types and lengths while Litestar
-decodes the body (a failure is a 400 naming the field); `clean_text`,
-`normalize_username` and `normalize_email` add the checks msgspec cannot express."""
+"""Bodies of registration, login and the caller's account. `normalize_username` and
+`normalize_email` add the checks msgspec cannot express; `fold` is the form
+uniqueness and lookups compare."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from api.errors import invalid
+from core.tables import User
 
-MAX_ID = 2**63 - 1  # BIGINT; larger ids would be a database error rather than a 404
-
-Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 # The pattern is checked after NFKC normalisation (normalize_username), so a fullwidth
 # "\uff41lice" (U+FF41 = fullwidth a) is the same name as "alice" rather than a 400.
 Username = Annotated[
@@ -29,9 +27,6 @@ Username = Annotated[
 ]
 Email = Annotated[str, Meta(min_length=3, max_length=254)]
 Password = Annotated[str, Meta(min_length=8, max_length=128)]
-Title = Annotated[str, Meta(min_length=1, max_length=200)]
-LongText = Annotated[str, Meta(max_length=10_000)]
-Body = Annotated[str, Meta(min_length=1, max_length=5_000)]
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,50}")
@@ -62,16 +57,6 @@ def normalize_email(value: str) -> str:
     return email
 
 
-def clean_text(field: str, value: str, *, allow_empty: bool = False) -> str:
-    # Postgres text cannot hold NUL; catching it here makes it a 400, not a 500.
-    if "\x00" in value:
-        raise invalid(field, "must not contain NUL characters")
-    text = value.strip()
-    if not text and not allow_empty:
-        raise invalid(field, "must not be blank")
-    return text
-
-
 class RegisterIn(msgspec.Struct):
     username: Username
     email: Email
@@ -84,20 +69,6 @@ class LoginIn(msgspec.Struct):
     password: Annotated[str, Meta(min_length=1, max_length=128)]
     email: Email | None = None
     username: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
-
-
-class ProjectIn(msgspec.Struct):
-    title: Title
-    description: LongText = ""
-
-
-class ApplicationIn(msgspec.Struct):
-    cover_letter: LongText = ""
-
-
-class MessageIn(msgspec.Struct):
-    recipient_id: Id
-    body: Body
 
 
 class TokenOut(msgspec.Struct):
@@ -116,48 +87,13 @@ class UserOut(msgspec.Struct):
     unread_messages: int = 0
 
 
-class ProjectOut(msgspec.Struct):
-    id: int
-    owner_id: int
-    title: str
-    description: str
-    created_at: datetime
-
-
-class ApplicationOut(msgspec.Struct):
-    id: int
-    project_id: int
-    applicant_id: int
-    cover_letter: str
-    created_at: datetime
-
-
-class MessageOut(msgspec.Struct):
-    id: int
-    sender_id: int
-    recipient_id: int
-    body: str
-    created_at: datetime
-
-
-class NotificationOut(msgspec.Struct):
-    id: int
-    kind: str
-    title: str
-    data: dict[str, Any]
-    created_at: datetime
-    read_at: datetime | None
-
-
-class NotificationsOut(msgspec.Struct):
-    items: list[NotificationOut]
-    unread_count: int
-
-
-class ReadAllOut(msgspec.Struct):
-    marked: int
-    unread_count: int
-
-
-class StatusOut(msgspec.Struct):
-    status: str
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+        projects_count=user.projects_count,
+        unread_messages=user.unread_messages,
+    )

@@ -1,17 +1,27 @@
-"""Registration and login."""
+"""Registration, login and the caller's own account."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
-from sqlalchemy import func, or_, select
 
 from api import events
+from api.accounts import queries
+from api.accounts.schemas import (
+    LoginIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+    fold,
+    normalize_email,
+    normalize_username,
+    user_out,
+)
 from api.auth import (
     COOKIE_NAME,
     EXCLUDE_FROM_AUTH,
@@ -21,36 +31,22 @@ from api.auth import (
     verify_password,
 )
 from api.csrf import BROWSER_JSON_ONLY
-from api.deps import AppSettings, ClientAddress, DbEngine, DbSession, LoginLimiter, TraceParent
+from api.deps import (
+    AppSettings,
+    Caller,
+    ClientAddress,
+    DbEngine,
+    DbSession,
+    LoginLimiter,
+    TraceParent,
+)
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
-from api.schemas import (
-    LoginIn,
-    RegisterIn,
-    TokenOut,
-    UserOut,
-    fold,
-    normalize_email,
-    normalize_username,
-)
-from core.tables import User
 
 PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
 
 
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        created_at=user.created_at,
-        last_login_at=user.last_login_at,
-        projects_count=user.projects_count,
-        unread_messages=user.unread_messages,
-    )
-
-
-@post("/api/v1/auth/register", status_code=201, opt=PUBLIC, tags=["auth"])
+@post("/register", status_code=201)
 async def register(
     data: JSONBody[RegisterIn],
     db_session: DbSession,
@@ -66,21 +62,11 @@ async def register(
     problem = await password_problem(data.password, username=username, email=email)
     if problem is not None:
         raise invalid("password", problem)
-    taken = (
-        await db_session.execute(
-            select(User.email, User.username).where(
-                or_(User.email == email, func.lower(User.username) == username.lower())
-            )
-        )
-    ).first()
+    taken = await queries.taken_field(db_session, email, username)
     if taken is not None:
-        constraint = "uq_users_email" if taken.email == email else "uq_users_username_ci"
+        constraint = "uq_users_email" if taken == "email" else "uq_users_username_ci"
         raise ConflictError(detail=CONFLICT_MESSAGES[constraint])
-    user = User(username=username, email=email, password_hash=await hash_password(data.password))
-    db_session.add(user)
-    # A concurrent registration that passed the check above fails here on the unique
-    # constraint; the error handler turns that IntegrityError into the same 409.
-    await db_session.flush()
+    user = await queries.add_user(db_session, username, email, await hash_password(data.password))
     await events.emit(
         db_session, settings, events.user_registered(settings.kafka.topics, user, traceparent)
     )
@@ -97,7 +83,7 @@ def login_name(data: LoginIn) -> tuple[str, str]:
     return "username", fold(data.username or "")
 
 
-@post("/api/v1/auth/login", status_code=200, opt=PUBLIC, tags=["auth"])
+@post("/login", status_code=200)
 async def login(
     request: Request[Any, Any, Any],
     data: JSONBody[LoginIn],
@@ -120,10 +106,7 @@ async def login(
             detail="too many login attempts, retry later",
             headers={"Retry-After": str(retry_after)},
         )
-    # Usernames are ASCII once valid, so lower() in Postgres is the fold; the query
-    # uses the unique index on lower(username).
-    match = User.email == name if field == "email" else func.lower(User.username) == name
-    user = (await db_session.execute(select(User).where(match))).scalar_one_or_none()
+    user = await queries.user_by_login(db_session, field, name)
     verified = await verify_password(user.password_hash if user else None, data.password)
     if user is None or not verified:
         raise NotAuthorizedException(detail=f"invalid {field} or password")
@@ -147,4 +130,16 @@ async def login(
     return Response(body, cookies=[cookie])
 
 
-ROUTES = [register, login]
+@get("/me")
+async def me(db_session: DbSession, principal: Caller) -> UserOut:
+    user = await queries.user_by_id(db_session, principal.id)
+    if user is None:
+        # A valid token for an account that no longer exists: make the client log in.
+        raise NotAuthorizedException(detail="account not found")
+    return user_out(user)
+
+
+AUTH_ROUTER = Router(
+    path="/api/v1/auth", route_handlers=[register, login], opt=PUBLIC, tags=["auth"]
+)
+USERS_ROUTER = Router(path="/api/v1/users", route_handlers=[me], tags=["users"])

@@ -1,0 +1,58 @@
+"""The caller's notifications (written by the consumers) and marking them read."""
+
+from __future__ import annotations
+
+from litestar import Router, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromQuery
+
+from api.deps import Caller, DbSession
+from api.notifications import queries
+from api.notifications.schemas import (
+    NotificationOut,
+    NotificationsOut,
+    ReadAllOut,
+    notification_out,
+)
+from api.params import Limit, Offset, PathId
+
+
+@get("/")
+async def list_notifications(
+    db_session: DbSession,
+    principal: Caller,
+    unread_only: FromQuery[bool] = False,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> NotificationsOut:
+    """Newest first, with the total number still unread."""
+    rows = await queries.newest_notifications(db_session, principal.id, unread_only, limit, offset)
+    items = [notification_out(n) for n in rows]
+    unread = await queries.unread_count(db_session, principal.id)
+    return NotificationsOut(items=items, unread_count=unread)
+
+
+@post("/{notification_id:int}/read", status_code=200)
+async def mark_read(
+    notification_id: PathId, db_session: DbSession, principal: Caller
+) -> NotificationOut:
+    """Idempotent: a notification already read keeps its first read time. Another
+    user's notification is a 404, so ids of others' notifications are not revealed."""
+    notification = await queries.mark_read(db_session, principal.id, notification_id)
+    if notification is None:
+        raise NotFoundException(detail=f"notification {notification_id} not found")
+    return notification_out(notification)
+
+
+@post("/read-all", status_code=200)
+async def mark_all_read(db_session: DbSession, principal: Caller) -> ReadAllOut:
+    marked = await queries.mark_all_read(db_session, principal.id)
+    unread = await queries.unread_count(db_session, principal.id)
+    return ReadAllOut(marked=marked, unread_count=unread)
+
+
+ROUTER = Router(
+    path="/api/v1/notifications",
+    route_handlers=[list_notifications, mark_read, mark_all_read],
+    tags=["notifications"],
+)
