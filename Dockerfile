@@ -23,6 +23,7 @@ COPY core ./core
 COPY relay ./relay
 COPY consumers ./consumers
 COPY cli ./cli
+COPY devenv ./devenv
 COPY migrations ./migrations
 RUN pip install . \
  && useradd --system --uid 10001 --no-create-home connectin

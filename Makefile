@@ -40,7 +40,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy api relay consumers core cli bench
+	$(BIN)/mypy api relay consumers core cli devenv bench
 
 test: lint typecheck browser services
 	@echo "make test: CONNECTIN_ENV=test (default secrets allowed; tests set their own)"

@@ -32,8 +32,8 @@ from bench.loadgen import Pool, RunStats, Target, closed_loop, open_loop, wait_u
 from bench.procs import API_WORKERS, CpuWindow, Platform, free_port, load_average, relay_argv
 from bench.profile import profile_process
 from bench.users import PROJECTS, make_users, project_requests
-from cli.services import start_kafka, stop_kafka
 from core.settings import Settings
+from devenv.services import start_kafka, stop_kafka
 
 VARIANTS = {"outbox": PROJECTS, "domain_only": DOMAIN_ONLY, "dual_write": DUAL_WRITE}
 CONNECTIONS = 32

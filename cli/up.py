@@ -17,9 +17,9 @@ from typing import IO
 
 import httpx
 
-from cli.service_common import CACHE_DIR
-from cli.services import ensure_up
 from core.settings import DEVELOPMENT, Settings
+from devenv.common import CACHE_DIR
+from devenv.services import ensure_up
 from migrations import upgrade
 
 STOP_GRACE_S = 15.0
@@ -43,7 +43,7 @@ def platform_processes(api_port: int, stripe_port: int, api_workers: int = 1) ->
         ProcessSpec(
             "localstripe",
             [
-                *(sys.executable, "-m", "cli.localstripe_server", str(LOCALSTRIPE_STATE)),
+                *(sys.executable, "-m", "devenv.localstripe_server", str(LOCALSTRIPE_STATE)),
                 *("--port", str(stripe_port)),
             ],
         ),

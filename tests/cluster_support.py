@@ -1,5 +1,5 @@
 """Servers of the failover tests' own, which they may kill -9 without disturbing
-anyone: a 3-node Kafka cluster (cli/local_kafka.py, the code `connectin services up
+anyone: a 3-node Kafka cluster (devenv/local_kafka.py, the code `connectin services up
 --kafka-brokers 3` runs) and a Postgres cluster (initdb from the installed server into
 a temporary directory), each on free ports, each reaped by its fixture's finalizer."""
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.local_kafka import KafkaCluster
-from cli.service_common import ServiceError, wait_until
 from core.settings import Settings
+from devenv.common import ServiceError, wait_until
+from devenv.local_kafka import KafkaCluster
 
 PG_BIN = Path("/usr/lib/postgresql")
 

@@ -20,9 +20,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.local_kafka import KafkaCluster
 from core.db import create_engine, drop_database, recreate_database
 from core.settings import TEST, Settings
+from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
 from tests.cluster_support import (
     OwnPostgres,

@@ -76,14 +76,14 @@ def _wait_until_listening(base_url: str, proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def localstripe() -> Iterator[LocalStripe]:
     """A fresh localstripe on a free port with a state file of its own (see
-    cli/localstripe_server.py), stopped after the test."""
+    devenv/localstripe_server.py), stopped after the test."""
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="localstripe-"))
     log_path, state_path = directory / "localstripe.log", directory / "state.pickle"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "cli.localstripe_server", str(state_path)),
+                *(sys.executable, "-m", "devenv.localstripe_server", str(state_path)),
                 *("--port", str(port), "--from-scratch"),
             ],
             stdout=log,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
-SOURCES = ("api", "relay", "consumers", "core", "cli", "bench", "tests")
+SOURCES = ("api", "relay", "consumers", "core", "cli", "devenv", "bench", "tests")
 
 
 def _sources() -> list[Path]:

@@ -19,9 +19,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.local_kafka import local_cluster, server_properties
 from cli.services import services_app
 from core.settings import Settings
+from devenv.local_kafka import local_cluster, server_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("api", "relay", "consumers")

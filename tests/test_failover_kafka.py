@@ -19,8 +19,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.local_kafka import KafkaCluster
 from core.settings import Settings
+from devenv.local_kafka import KafkaCluster
 from tests.cluster_support import (
     consumed_everything,
     restart_node,

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.service_common import CACHE_DIR
 from cli.up import LOCALSTRIPE_STATE, platform_processes
 from core.settings import Settings
+from devenv.common import CACHE_DIR
 from tests.api_support import PASSWORD, api_client, bearer, register, user_with_token
 from tests.stripe_support import (
     LocalStripe,
@@ -294,7 +294,7 @@ async def test_each_localstripe_keeps_its_state_in_a_file_of_its_own(
     localstripe: LocalStripe,  # noqa: F811
 ) -> None:
     """localstripe's own default is one /tmp/localstripe.pickle for every server on the
-    machine (cli/localstripe_server.py)."""
+    machine (devenv/localstripe_server.py)."""
     _, token = await user_with_token(client)
     created = await client.post(CUSTOMER, headers=bearer(token))
     customer_id = created.json()["customer_id"]
@@ -307,6 +307,6 @@ def test_connectin_up_runs_localstripe_on_a_state_file_of_this_checkout() -> Non
     the machine-wide default file that the tests' servers and other checkouts' would
     share."""
     (stripe,) = [p for p in platform_processes(8000, 8420) if p.name == "localstripe"]
-    assert stripe.argv[1:4] == ["-m", "cli.localstripe_server", str(LOCALSTRIPE_STATE)]
+    assert stripe.argv[1:4] == ["-m", "devenv.localstripe_server", str(LOCALSTRIPE_STATE)]
     assert LOCALSTRIPE_STATE.is_relative_to(CACHE_DIR)
     assert "--from-scratch" not in stripe.argv

@@ -15,9 +15,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.local_kafka import KafkaCluster
 from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
+from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
 from tests.cluster_support import OwnPostgres, log_to, wait_for
 from tests.conftest import isolate

@@ -30,7 +30,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from cli.service_common import (
+from core.settings import Settings
+from devenv.common import (
     CACHE_DIR,
     REPO_ROOT,
     Log,
@@ -41,7 +42,6 @@ from cli.service_common import (
     tcp_open,
     wait_until,
 )
-from core.settings import Settings
 
 KAFKA_DIR = CACHE_DIR / "kafka"
 LIBS_DIR = KAFKA_DIR / "libs"
@@ -114,7 +114,7 @@ class KafkaNode:
                 f"{n.node_id}@{host}:{n.controller_port}" for n in c.nodes()
             )
         return f"""\
-# Written by cli/local_kafka.py on every start; edit that file, not this one.
+# Written by devenv/local_kafka.py on every start; edit that file, not this one.
 process.roles=broker,controller
 node.id={self.node_id}
 {quorum}

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from cli.service_common import REPO_ROOT, Log, ServiceError, run
+from devenv.common import REPO_ROOT, Log, ServiceError, run
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 

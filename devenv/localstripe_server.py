@@ -1,4 +1,4 @@
-"""`python -m cli.localstripe_server STATE_FILE --port N`: localstripe with a state
+"""`python -m devenv.localstripe_server STATE_FILE --port N`: localstripe with a state
 file of its own, for `connectin up` (state under the checkout's `.cache/`) and each test.
 
 localstripe 1.15 keeps its store in the hard-coded /tmp/localstripe.pickle and rewrites

@@ -13,7 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.service_common import (
+from core.settings import Settings
+from devenv.common import (
     Log,
     ServiceError,
     is_loopback,
@@ -23,7 +24,6 @@ from cli.service_common import (
     run,
     wait_until,
 )
-from core.settings import Settings
 
 PG_LIB_DIR = Path("/usr/lib/postgresql")
 
