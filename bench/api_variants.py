@@ -33,7 +33,8 @@ from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.fields import clean_text
 from api.projects.queries import insert_project
-from api.projects.schemas import ProjectIn, ProjectOut, project_out
+from api.projects.routes import project_out
+from api.projects.schemas import ProjectIn, ProjectOut
 from core.envelope import event_key
 from core.logging import configure_logging
 from core.outbox import NewEvent

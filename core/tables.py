@@ -50,7 +50,7 @@ class User(Base):
     __tablename__ = "users"
     # Usernames are stored NFKC-normalised with the case the user typed (shown as is)
     # and unique ignoring case; emails are stored folded (NFKC + casefold), so their
-    # plain unique constraint is uniqueness of the normalised form (api/schemas.py).
+    # plain unique constraint is uniqueness of the normalised form (api/accounts/schemas.py).
     __table_args__ = (Index("uq_users_username_ci", text("lower(username)"), unique=True),)
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     username: Mapped[str] = mapped_column(String(50))

@@ -20,7 +20,6 @@ from api.accounts.schemas import (
     fold,
     normalize_email,
     normalize_username,
-    user_out,
 )
 from api.auth import (
     COOKIE_NAME,
@@ -42,8 +41,21 @@ from api.deps import (
 )
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
+from core.tables import User
 
 PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+        projects_count=user.projects_count,
+        unread_messages=user.unread_messages,
+    )
 
 
 @post("/register", status_code=201)

@@ -13,7 +13,6 @@ import msgspec
 from msgspec import Meta
 
 from api.errors import invalid
-from core.tables import User
 
 # The pattern is checked after NFKC normalisation (normalize_username), so a fullwidth
 # "\uff41lice" (U+FF41 = fullwidth a) is the same name as "alice" rather than a 400.
@@ -85,15 +84,3 @@ class UserOut(msgspec.Struct):
     last_login_at: datetime | None = None
     projects_count: int = 0
     unread_messages: int = 0
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        created_at=user.created_at,
-        last_login_at=user.last_login_at,
-        projects_count=user.projects_count,
-        unread_messages=user.unread_messages,
-    )

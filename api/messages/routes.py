@@ -13,12 +13,23 @@ from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.errors import invalid
 from api.fields import MAX_ID, clean_text
 from api.messages.queries import add_message, messages_of, user_exists
-from api.messages.schemas import MessageIn, MessageOut, message_out
+from api.messages.schemas import MessageIn, MessageOut
 from api.params import Limit, Offset
+from core.tables import Message
 
 WithUser = Annotated[
     int | None, QueryParameter(ge=1, le=MAX_ID, description="only the conversation with this user")
 ]
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        sender_id=message.sender_id,
+        recipient_id=message.recipient_id,
+        body=message.body,
+        created_at=message.created_at,
+    )
 
 
 @post("/", status_code=201)

@@ -9,7 +9,6 @@ import msgspec
 from msgspec import Meta
 
 from api.fields import Id
-from core.tables import Message
 
 Body = Annotated[str, Meta(min_length=1, max_length=5_000)]
 
@@ -25,13 +24,3 @@ class MessageOut(msgspec.Struct):
     recipient_id: int
     body: str
     created_at: datetime
-
-
-def message_out(message: Message) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        sender_id=message.sender_id,
-        recipient_id=message.recipient_id,
-        body=message.body,
-        created_at=message.created_at,
-    )

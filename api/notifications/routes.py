@@ -8,13 +8,20 @@ from litestar.params import FromQuery
 
 from api.deps import Caller, DbSession
 from api.notifications import queries
-from api.notifications.schemas import (
-    NotificationOut,
-    NotificationsOut,
-    ReadAllOut,
-    notification_out,
-)
+from api.notifications.schemas import NotificationOut, NotificationsOut, ReadAllOut
 from api.params import Limit, Offset, PathId
+from core.tables import Notification
+
+
+def notification_out(n: Notification) -> NotificationOut:
+    return NotificationOut(
+        id=n.id,
+        kind=n.kind,
+        title=n.title,
+        data=n.data,
+        created_at=n.created_at,
+        read_at=n.read_at,
+    )
 
 
 @get("/")

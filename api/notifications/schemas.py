@@ -7,8 +7,6 @@ from typing import Any
 
 import msgspec
 
-from core.tables import Notification
-
 
 class NotificationOut(msgspec.Struct):
     id: int
@@ -27,14 +25,3 @@ class NotificationsOut(msgspec.Struct):
 class ReadAllOut(msgspec.Struct):
     marked: int
     unread_count: int
-
-
-def notification_out(n: Notification) -> NotificationOut:
-    return NotificationOut(
-        id=n.id,
-        kind=n.kind,
-        title=n.title,
-        data=n.data,
-        created_at=n.created_at,
-        read_at=n.read_at,
-    )

@@ -20,15 +20,28 @@ from api.projects.queries import (
     newest_projects,
     project_by_id,
 )
-from api.projects.schemas import (
-    ApplicationIn,
-    ApplicationOut,
-    ProjectIn,
-    ProjectOut,
-    application_out,
-    project_out,
-)
-from core.tables import Project
+from api.projects.schemas import ApplicationIn, ApplicationOut, ProjectIn, ProjectOut
+from core.tables import Project, ProjectApplication
+
+
+def project_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        id=project.id,
+        owner_id=project.owner_id,
+        title=project.title,
+        description=project.description,
+        created_at=project.created_at,
+    )
+
+
+def application_out(application: ProjectApplication) -> ApplicationOut:
+    return ApplicationOut(
+        id=application.id,
+        project_id=application.project_id,
+        applicant_id=application.applicant_id,
+        cover_letter=application.cover_letter,
+        created_at=application.created_at,
+    )
 
 
 async def _project(db_session: AsyncSession, project_id: int) -> Project:

@@ -8,8 +8,6 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from core.tables import Project, ProjectApplication
-
 Title = Annotated[str, Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, Meta(max_length=10_000)]
 
@@ -37,23 +35,3 @@ class ApplicationOut(msgspec.Struct):
     applicant_id: int
     cover_letter: str
     created_at: datetime
-
-
-def project_out(project: Project) -> ProjectOut:
-    return ProjectOut(
-        id=project.id,
-        owner_id=project.owner_id,
-        title=project.title,
-        description=project.description,
-        created_at=project.created_at,
-    )
-
-
-def application_out(application: ProjectApplication) -> ApplicationOut:
-    return ApplicationOut(
-        id=application.id,
-        project_id=application.project_id,
-        applicant_id=application.applicant_id,
-        cover_letter=application.cover_letter,
-        created_at=application.created_at,
-    )
