@@ -16,7 +16,7 @@ from litestar.params import QueryParameter
 from api.auth import EXCLUDE_FROM_AUTH
 from api.ops.collector import collector
 from api.ops.guards import AUTHENTICATE, require_ops_token, token_check
-from api.ops_page import ops_page
+from api.ops.page import ops_page
 from api.params import PathId
 from core.dead_letters import list_dead_letters, pending_by_topic, replay
 from core.status import StatusUnavailable
