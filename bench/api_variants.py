@@ -34,6 +34,7 @@ from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.routes.projects import insert_project, project_out
 from api.schemas import ProjectIn, ProjectOut, clean_text
 from core.envelope import event_key
+from core.kafka import base_producer_config
 from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
@@ -54,11 +55,8 @@ class KafkaSender:
     def __init__(self, kafka: KafkaSettings) -> None:
         self._producer = Producer(
             {
-                "bootstrap.servers": kafka.bootstrap_servers,
                 # The durability the relay has (acks=all, idempotent), minus transactions.
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
+                **base_producer_config(kafka),
                 "compression.type": "lz4",
                 "linger.ms": 2,
                 "message.timeout.ms": DUAL_WRITE_TIMEOUT_MS,

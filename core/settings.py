@@ -158,9 +158,6 @@ class KafkaSettings:
     # not start.
     local_brokers: int = 1
 
-    def client_config(self) -> dict[str, str | int | float | bool]:
-        return {"bootstrap.servers": self.bootstrap_servers}
-
     def namespaced(self, suffix: str) -> KafkaSettings:
         """Topics and transactional ids of their own, so several platforms (test runs,
         benchmarks) share one broker without seeing each other's events."""
