@@ -9,6 +9,7 @@ variable, default, parser and documentation in one line of the table, from which
 from __future__ import annotations
 
 import ipaddress
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar, get_type_hints
@@ -23,7 +24,7 @@ class SettingsError(ValueError):
     """An environment variable holds a value the platform cannot use."""
 
 
-class Parser:
+class Parser(ABC):
     """Text of the environment -> field value, and back (`format`) for a child process.
 
     `parse` gets the raw value (None when the variable is unset), the field's default
@@ -33,8 +34,9 @@ class Parser:
         """Variables this one's default or limits depend on."""
         return ()
 
+    @abstractmethod
     def parse(self, name: str, raw: str | None, default: Any, parsed: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The field's value; SettingsError naming the variable when `raw` is unusable."""
 
     def format(self, value: Any) -> str:
         return str(value)
