@@ -20,8 +20,10 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from core.db_errors import is_transient, sqlstate_of
 
 log = structlog.get_logger(__name__)
 
@@ -77,12 +79,8 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return error_response(status, exc.detail, headers=headers or None)
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", "") or "")
-
-
 def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
-    state = _sqlstate(exc)
+    state = sqlstate_of(exc) or ""
     cause = getattr(exc.orig, "__cause__", None)
     constraint = str(getattr(cause, "constraint_name", "") or "")
     if state == "23505":
@@ -93,9 +91,7 @@ def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Respons
         return error_response(HTTP_404_NOT_FOUND, "a referenced resource does not exist")
     if state.startswith(("22", "23")):
         return error_response(HTTP_400_BAD_REQUEST, "a value is invalid or out of range")
-    if state.startswith(("08", "40", "53", "57")) or isinstance(
-        exc, OperationalError | InterfaceError
-    ):
+    if is_transient(exc):
         return _unavailable(request, exc)
     return _internal_error(request, exc)
 

@@ -36,6 +36,7 @@ from api.projects.queries import insert_project
 from api.projects.routes import project_out
 from api.projects.schemas import ProjectIn, ProjectOut
 from core.envelope import event_key
+from core.kafka import base_producer_config
 from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
@@ -56,11 +57,8 @@ class KafkaSender:
     def __init__(self, kafka: KafkaSettings) -> None:
         self._producer = Producer(
             {
-                "bootstrap.servers": kafka.bootstrap_servers,
                 # The durability the relay has (acks=all, idempotent), minus transactions.
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
+                **base_producer_config(kafka),
                 "compression.type": "lz4",
                 "linger.ms": 2,
                 "message.timeout.ms": DUAL_WRITE_TIMEOUT_MS,

@@ -17,6 +17,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from core.kafka import PARTITIONER
+
 
 def read_values(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """Every committed value of `topic` (JSON objects), up to its end at the call."""
@@ -60,7 +62,7 @@ def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": True,
-            "partitioner": "murmur2_random",
+            "partitioner": PARTITIONER,
             "linger.ms": 5,
         }
     )

@@ -31,6 +31,7 @@ from bench.common import (
 )
 from bench.procs import load_average, status_kb
 from core.db import create_engine
+from core.kafka import transactional_producer_config
 from core.leadership import lock_namespace
 from core.outbox import shard_of
 from core.settings import Settings
@@ -205,11 +206,9 @@ def raw_producer(settings: Settings, by_shard: dict[int, list[Any]], run: int) -
     def produce(shard: int, messages: list[Any]) -> None:
         p = Producer(
             {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "transactional.id": f"{settings.kafka.transactional_id_prefix}-raw-{run}-{shard}",
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": "murmur2_random",
+                **transactional_producer_config(
+                    settings.kafka, f"{settings.kafka.transactional_id_prefix}-raw-{run}-{shard}"
+                ),
                 "compression.type": settings.relay.compression,
                 "linger.ms": settings.relay.linger_ms,
             }

@@ -34,9 +34,9 @@ from bench.kafka_read import KafkaMessage, publish
 from bench.procs import CpuWindow, Platform, consumers_argv, load_average
 from bench.profile import Markers, profile_process
 from bench.users import make_users
-from consumers.reader import group_id
 from consumers.registry import TopicRole, topic_name
 from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
+from core.kafka import group_id
 from core.settings import Settings
 
 

@@ -47,9 +47,6 @@ class Incoming:
                 return None if value is None else value.decode("utf-8", "replace")
         return None
 
-    def text_headers(self) -> dict[str, str]:
-        return {k: (v or b"").decode("utf-8", "replace") for k, v in self.headers}
-
     @property
     def key_text(self) -> str | None:
         return None if self.key is None else self.key.decode("utf-8", "replace")

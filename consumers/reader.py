@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers import metrics
 from consumers.incoming import Incoming
+from core.kafka import base_consumer_config, consumer_client_id, group_id
 from core.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -38,18 +39,10 @@ class KafkaFatalError(RuntimeError):
     """The consumer cannot go on (e.g. fenced by another member with its instance id)."""
 
 
-def group_id(kafka: KafkaSettings, consumer: str) -> str:
-    """The Kafka consumer group of a consumer name, in the deployment's namespace."""
-    return f"{kafka.transactional_id_prefix}-{consumer}"
-
-
 def consumer_config(kafka: KafkaSettings, consumer: str, instance_id: str | None) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "group.id": group_id(kafka, consumer),
-        "client.id": f"connectin-consumer-{consumer}",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
+        **base_consumer_config(kafka, group_id(kafka, consumer)),
+        "client.id": consumer_client_id(consumer),
         # Otherwise librdkafka marks a record done when poll() returns it, before
         # its effects are committed.
         "enable.auto.offset.store": False,

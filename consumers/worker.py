@@ -25,13 +25,14 @@ from consumers import metrics
 from consumers.dead_letter import DeadLetterTopic
 from consumers.inbox import Applied, BatchFailed, Delivery, Inbox
 from consumers.incoming import Incoming
-from consumers.reader import TP, Reader, consumer_config, group_id
+from consumers.reader import TP, Reader, consumer_config
 from consumers.registry import ConsumerSpec, InvalidEvent
-from consumers.retry import MAX_UNAVAILABLE_BACKOFF_S, backoff_s
 from core.db_errors import is_transient
 from core.dead_letters import DeliveryError
 from core.envelope import Envelope, EnvelopeError
+from core.kafka import group_id
 from core.lifecycle import StopSignal
+from core.retry import Backoff, backoff_s, first_line
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,11 @@ log = structlog.get_logger(__name__)
 # Records of one partition per poll, i.e. the most one transaction applies.
 MAX_BATCH = 500
 POLL_TIMEOUT_S = 0.25
-UNAVAILABLE_BASE_MS = 100
+# A failing handler: CONSUMER_RETRY_BACKOFF_MS doubling up to this.
+MAX_RETRY_BACKOFF_S = 30.0
+# Postgres or the dead-letter topic unreachable: waited for, not counted as attempts.
+UNAVAILABLE_BASE_S = 0.1
+MAX_UNAVAILABLE_BACKOFF_S = 5.0
 
 
 class ConsumerWorker:
@@ -155,7 +160,8 @@ class ConsumerWorker:
         Postgres being unreachable is waited for without using up attempts.
         """
         pos, end, single_until = 0, len(run), 0
-        attempt, unavailable = 1, 0
+        attempt = 1
+        unavailable = Backoff(UNAVAILABLE_BASE_S, MAX_UNAVAILABLE_BACKOFF_S)
         failure: tuple[int, BaseException] | None = None
         while pos < len(run):
             if failure is not None and failure[0] == pos:
@@ -178,7 +184,11 @@ class ConsumerWorker:
                         pos, end, attempt = pos + 1, len(run), 1
                         continue
                     metrics.RETRIES.labels(**self._labels).inc()
-                    delay = backoff_s(self._settings.consumers.retry_backoff_ms, attempt)
+                    delay = backoff_s(
+                        attempt,
+                        base_s=self._settings.consumers.retry_backoff_ms / 1000,
+                        cap_s=MAX_RETRY_BACKOFF_S,
+                    )
                     log.warning(
                         "handler failed, retrying",
                         attempt=attempt,
@@ -199,15 +209,14 @@ class ConsumerWorker:
                 applied = await self._inbox.apply(batch)
             except BatchFailed as failed:
                 if is_transient(failed.cause):
-                    unavailable += 1
                     metrics.DB_UNAVAILABLE.labels(**self._labels).inc()
-                    delay = backoff_s(UNAVAILABLE_BASE_MS, unavailable, MAX_UNAVAILABLE_BACKOFF_S)
+                    delay = unavailable.next()
                     log.warning(
                         "postgres unavailable, waiting",
                         consumer=self.name,
                         topic=tp[0],
                         partition=tp[1],
-                        error=_first_line(failed.cause),
+                        error=first_line(failed.cause),
                         backoff_s=delay,
                     )
                     if await self._stop.sleep(delay):
@@ -219,7 +228,7 @@ class ConsumerWorker:
                 failing = pos + (failed.index or 0)
                 failure, end = (failing, failed.cause), failing
                 continue
-            unavailable = 0
+            unavailable.reset()
             metrics.HANDLER_SECONDS.labels(**self._labels).observe(time.perf_counter() - started)
             self._record(batch, applied)
             done[tp] = batch[-1].message.offset + 1
@@ -259,7 +268,7 @@ class ConsumerWorker:
         self, message: Incoming, event: Envelope | None, error: str, attempts: int
     ) -> bool:
         """dead_letters row first (idempotent per record), then `<topic>.dlq`."""
-        failures = 0
+        backoff = Backoff(UNAVAILABLE_BASE_S, MAX_UNAVAILABLE_BACKOFF_S)
         while True:
             try:
                 dead_letter_id, new = await self._inbox.park(message, event, error, attempts)
@@ -269,7 +278,7 @@ class ConsumerWorker:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                reason = f"postgres unavailable: {_first_line(exc)}"
+                reason = f"postgres unavailable: {first_line(exc)}"
             else:
                 if new:
                     metrics.DEAD_LETTERED.labels(**self._labels).inc()
@@ -280,16 +289,11 @@ class ConsumerWorker:
                     dead_letter_id=dead_letter_id,
                 )
                 return True
-            failures += 1
-            delay = backoff_s(UNAVAILABLE_BASE_MS, failures, MAX_UNAVAILABLE_BACKOFF_S)
+            delay = backoff.next()
             log.warning("could not park record, waiting", reason=reason, backoff_s=delay)
             if await self._stop.sleep(delay):
                 return False
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.kafka import base_producer_config
 from core.settings import KafkaSettings
 
 # Marks a record as an operator's replay: consumers expect its sequence number to be
@@ -32,13 +33,10 @@ class DeliveryError(RuntimeError):
     """Kafka did not acknowledge a record."""
 
 
-def producer_config(kafka: KafkaSettings) -> dict[str, str | int | bool]:
+def producer_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """A replayed event goes where the relay put the key's others (core/kafka.py)."""
     return {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Same key -> same partition as the relay (and Java clients) choose.
-        "partitioner": "murmur2_random",
+        **base_producer_config(kafka),
         "linger.ms": 0,
         # Fail a send within bounds instead of librdkafka's 5 minutes, so callers can
         # report it and retry.

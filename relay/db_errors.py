@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import structlog
 
-from core.db_errors import DATABASE_ERRORS, is_transient, sqlstate_of
+from core.db_errors import is_transient, sqlstate_of
+from core.retry import first_line
 from relay import metrics
 
 log = structlog.get_logger(__name__)
 
-DB_ERRORS = DATABASE_ERRORS
-
 
 class ShardParked(RuntimeError):
     """A permanent database error stopped this shard's worker."""
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def report(exc: BaseException, what: str, scope: str) -> bool:

@@ -13,7 +13,8 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relay.db_errors import DB_ERRORS, report
+from core.db_errors import DATABASE_ERRORS
+from relay.db_errors import report
 from relay.outbox_store import OutboxStore
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,7 @@ class PendingWatch:
                 async with self._store.engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
                     await self._watch(conn)
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 transient = report(exc, "pending check failed", "pending-watch")
                 # Let the waiting workers meet the error themselves: they back off, or
                 # park their shard if it is permanent.

@@ -12,6 +12,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from core.kafka import relay_transactional_id, transactional_producer_config
 from core.settings import KafkaSettings, RelaySettings
 from relay.checkpoint import Checkpoint, checkpoint_key
 from relay.failpoints import Failpoints
@@ -67,12 +68,7 @@ class BatchResult:
 
 def producer_config(kafka: KafkaSettings, relay: RelaySettings, shard: int) -> dict[str, object]:
     return {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "transactional.id": f"{kafka.transactional_id_prefix}-relay-{shard}",
-        "enable.idempotence": True,
-        "acks": "all",
-        # Same key -> same partition as the Java clients choose.
-        "partitioner": "murmur2_random",
+        **transactional_producer_config(kafka, relay_transactional_id(kafka, shard)),
         "compression.type": relay.compression,
         "linger.ms": relay.linger_ms,
         "transaction.timeout.ms": relay.transaction_timeout_ms,

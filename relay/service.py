@@ -12,12 +12,13 @@ import structlog
 from confluent_kafka import KafkaException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db_errors import is_transient, sqlstate_of
+from core.db_errors import DATABASE_ERRORS, is_transient, sqlstate_of
 from core.lifecycle import StopSignal
+from core.retry import Backoff, first_line
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from relay import metrics
-from relay.db_errors import DB_ERRORS, ShardParked, first_line, report
+from relay.db_errors import ShardParked, report
 from relay.leases import ShardLeases
 from relay.outbox_store import OutboxStore
 from relay.pending_watch import PendingWatch
@@ -102,7 +103,7 @@ class Relay:
     async def _ensure_topics(self) -> bool:
         """Create the topics, waiting for the broker if it is not up yet; False if a
         stop came first. A topic of the wrong shape (TopicError) is fatal."""
-        backoff = 0.5
+        backoff = Backoff(0.5, 10.0)
         while not self._stop.stopping:
             try:
                 await asyncio.to_thread(
@@ -113,9 +114,9 @@ class Relay:
                 )
                 return True
             except KafkaException as exc:
-                log.warning("kafka not ready, retrying", error=str(exc), backoff_s=backoff)
-                await self._stop.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.next()
+                log.warning("kafka not ready, retrying", error=str(exc), backoff_s=delay)
+                await self._stop.sleep(delay)
         return False
 
     async def _lead(self) -> None:
@@ -124,7 +125,7 @@ class Relay:
             self._supervise()
             try:
                 await self._balance()
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 if not is_transient(exc):
                     metrics.PERMANENT_DB_ERRORS.labels("leases", sqlstate_of(exc) or "none").inc()
                     log.error("permanent database error on leases, stopping", error=first_line(exc))
@@ -181,7 +182,7 @@ class Relay:
         timeout_s = self._settings.relay.lease_timeout_ms / 1000
         try:
             evicted_relays = await leases.evict_stale(timeout_s)
-        except DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             if is_transient(exc):
                 raise
             # E.g. relays of this deployment log in as different roles: terminating
@@ -209,7 +210,7 @@ class Relay:
                 continue
             try:
                 await leases.beat()
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 # The lease loop meets the same error on its next check and handles it.
                 log.debug("lease heartbeat failed", error=first_line(exc))
 
@@ -239,8 +240,8 @@ class Relay:
             leases, self._leases = self._leases, None
             try:
                 await leases.close()
-            except DB_ERRORS as exc:
-                log.warning("lease connection close failed", error=str(exc).splitlines()[0])
+            except DATABASE_ERRORS as exc:
+                log.warning("lease connection close failed", error=first_line(exc))
 
     async def _shutdown(self) -> None:
         for worker, _ in self._workers.values():
@@ -258,7 +259,7 @@ class Relay:
         while True:
             try:
                 pending = await self._store.pending()
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 report(exc, "backlog query failed", "backlog")
                 pending = None
             if pending is not None:
@@ -292,5 +293,5 @@ class Relay:
                 )
                 if run.deleted:
                     log.info("retention done", deleted=run.deleted, batches=run.batches)
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 report(exc, "retention failed", "retention")

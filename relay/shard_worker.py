@@ -15,10 +15,12 @@ from typing import TypeVar
 import structlog
 from confluent_kafka import KafkaException
 
+from core.db_errors import DATABASE_ERRORS
+from core.retry import Backoff, first_line
 from core.settings import Settings
 from relay import metrics
 from relay.checkpoint import read_last_checkpoint
-from relay.db_errors import DB_ERRORS, park_if_permanent
+from relay.db_errors import park_if_permanent
 from relay.failpoints import Failpoints
 from relay.outbox_store import OutboxRow, OutboxStore
 from relay.pending_watch import PendingWatch
@@ -206,20 +208,20 @@ class ShardWorker:
 
         Leadership is checked elsewhere: if the lease is lost meanwhile, this task is
         cancelled, and the next leader recovers from the checkpoint."""
-        backoff = 0.05
+        backoff = Backoff(0.05, MAX_BACKOFF_S)
         while True:
             try:
                 return await op()
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 park_if_permanent(exc, shard=self.shard)
+                delay = backoff.next()
                 log.warning(
                     "database call failed, retrying",
                     shard=self.shard,
-                    error=str(exc).splitlines()[0],
-                    backoff_s=backoff,
+                    error=first_line(exc),
+                    backoff_s=delay,
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await asyncio.sleep(delay)
 
 
 class ArrivalRate:

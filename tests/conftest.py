@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine, drop_database, recreate_database
+from core.kafka import admin_config
 from core.settings import TEST, Settings
 from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
@@ -87,7 +88,7 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
 
 
 def _delete_topics(settings: Settings) -> None:
-    admin = AdminClient(settings.kafka.client_config())
+    admin = AdminClient(admin_config(settings.kafka))
     existing = admin.list_topics(timeout=10).topics
     mine = [t for t in existing if f"test-{RUN_ID}" in t]
     if mine:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from consumers.reader import group_id
+from core.kafka import group_id
 from core.settings import Settings
 from tests.test_consumers_support import (
     ConsumersProcess,

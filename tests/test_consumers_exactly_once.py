@@ -9,8 +9,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.handlers import users
-from consumers.reader import group_id
 from consumers.registry import HandlerContext, HandlerGroup, Registry
+from core.kafka import group_id
 from core.outbox import NewEvent
 from core.settings import Settings
 from tests.test_consumers_support import (

@@ -27,6 +27,7 @@ from consumers.dead_letter import dlq_topic
 from consumers.registry import Registry
 from consumers.service import ConsumerService
 from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
+from core.kafka import transactional_producer_config
 from core.lifecycle import StopSignal
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
@@ -110,15 +111,14 @@ def envelope_record(
 
 
 class TxProducer:
-    """A transactional producer like the relay's (murmur2_random, idempotent)."""
+    """A transactional producer configured as the relay's (core/kafka.py)."""
 
     def __init__(self, s: Settings, name: str) -> None:
         self._producer = Producer(
             {
-                "bootstrap.servers": s.kafka.bootstrap_servers,
-                "transactional.id": f"{s.kafka.transactional_id_prefix}-test-{name}",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
+                **transactional_producer_config(
+                    s.kafka, f"{s.kafka.transactional_id_prefix}-test-{name}"
+                ),
                 "linger.ms": 1,
             }
         )

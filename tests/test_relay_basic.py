@@ -10,6 +10,7 @@ from dataclasses import replace
 from confluent_kafka.admin import AdminClient, ConfigResource
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.kafka import admin_config
 from core.lifecycle import StopSignal
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
@@ -123,7 +124,7 @@ async def test_topics_are_created_with_configured_shape(
             if relay.led_shards:
                 break
             await asyncio.sleep(0.1)
-    admin = AdminClient(s.kafka.client_config())
+    admin = AdminClient(admin_config(s.kafka))
     metadata = admin.list_topics(timeout=10).topics
     for name in s.kafka.topics.event_topics:
         assert len(metadata[name].partitions) == s.kafka.topics.partitions

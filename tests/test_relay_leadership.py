@@ -8,8 +8,10 @@ import asyncio
 import time
 from dataclasses import replace
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.leadership import relay_application_name
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from tests.conftest import isolate
@@ -72,9 +74,12 @@ async def test_lost_lease_connection_stops_and_recovers(
         for _ in range(3):
             # Kill the relay's lease session from the server side: the locks vanish.
             async with clean_db.connect() as conn:
-                await conn.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    f"WHERE application_name = 'connectin-relay:{s.kafka.transactional_id_prefix}'"
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :app"
+                    ),
+                    {"app": relay_application_name(s.kafka.transactional_id_prefix)},
                 )
             await asyncio.sleep(0.5)
             await until(clean_db, s, [4], 15)

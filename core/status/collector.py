@@ -16,6 +16,8 @@ from confluent_kafka import KafkaException
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db_errors import DATABASE_ERRORS
+from core.retry import first_line
 from core.settings import Settings
 from core.status.consumer_lag import ConsumerLagReader
 from core.status.model import (
@@ -35,12 +37,12 @@ from core.status.verdict import (
 
 T = TypeVar("T")
 
-# What a store failing looks like from asyncpg/SQLAlchemy and librdkafka (unreachable,
-# timed out, schema not migrated). Anything else is a bug and propagates.
+# What a store failing looks like: any database error, transient or not (a schema not
+# migrated is something to show the operator too), SQLAlchemy's own, and librdkafka's.
+# Anything else is a bug and propagates.
 UNREACHABLE: tuple[type[BaseException], ...] = (
+    *DATABASE_ERRORS,
     SQLAlchemyError,
-    OSError,
-    TimeoutError,
     KafkaException,
 )
 
@@ -54,8 +56,7 @@ def _reason(exc: BaseException) -> str:
     # own exception (asyncpg's) says it plainly.
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = getattr(exc.orig, "__cause__", None) or exc.orig
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 class StatusCollector:

@@ -1,10 +1,11 @@
 """Consumer lag per group and partition, read from Kafka with the admin API only.
 
-Consumer groups are found by name rather than imported from consumers/ (operators'
-tools must not load a process package): a consumer named `users` runs as group
-`<transactional id prefix>-users`. Lag = end offset - committed offset, where the end
-offset is the last stable offset (read_committed), the last record a consumer of the
-group can read; an open relay transaction is not counted as lag.
+Consumer groups are found by the names core/kafka.py gives them rather than imported
+from consumers/ (operators' tools must not load a process package): a consumer named
+`users` runs as group `<transactional id prefix>-users`. Lag = end offset - committed
+offset, where the end offset is the last stable offset (read_committed), the last
+record a consumer of the group can read; an open relay transaction is not counted as
+lag.
 
 All calls block (librdkafka futures): callers run `read_consumer_lag` in a thread.
 """
@@ -25,6 +26,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from core.kafka import STATUS_CLIENT_ID, admin_config, consumer_name
 from core.settings import KafkaSettings
 from core.status.model import ConsumersStatus, GroupStatus, PartitionLag
 
@@ -35,16 +37,10 @@ LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
-def group_prefix(kafka: KafkaSettings) -> str:
-    """Groups of this deployment start with it (see consumers/reader.py: group_id)."""
-    return f"{kafka.transactional_id_prefix}-"
-
-
 def admin_client(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(
         {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "client.id": "connectin-status",
+            **admin_config(kafka, client_id=STATUS_CLIENT_ID),
             # librdkafka would print every failed connection attempt to stderr, over the
             # CLI's screen; a failure reaches the caller as an exception instead.
             "log_level": 0,
@@ -61,13 +57,17 @@ class ConsumerLagReader:
         self._admin = admin_client(kafka)
 
     def read(self) -> ConsumersStatus:
-        prefix = group_prefix(self._kafka)
         listing = self._admin.list_consumer_groups(request_timeout=self._timeout).result()
         if listing.errors:
             # A broker that did not answer may coordinate some of our groups: a partial
             # list would silently hide their lag.
             raise KafkaException(listing.errors[0])
-        group_ids = sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix))
+        consumers = {
+            g.group_id: name
+            for g in listing.valid
+            if (name := consumer_name(self._kafka, g.group_id)) is not None
+        }
+        group_ids = sorted(consumers)
         if not group_ids:
             return ConsumersStatus(())
         descriptions = self._describe(group_ids)
@@ -101,7 +101,7 @@ class ConsumerLagReader:
             description = descriptions.get(gid)
             groups.append(
                 GroupStatus(
-                    consumer=gid[len(prefix) :],
+                    consumer=consumers[gid],
                     group_id=gid,
                     state=_state_name(description),
                     members=len(description.members) if description is not None else 0,

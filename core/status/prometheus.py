@@ -61,10 +61,6 @@ def _family(name: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, help_text, labels=list(labels))
 
 
-def metric_names() -> list[str]:
-    return [PREFIX + name for name in METRICS]
-
-
 class StatusMetrics(Collector):
     def __init__(self, refresh: Refresh, *, max_age_s: float = 10.0) -> None:
         self._refresh = refresh
