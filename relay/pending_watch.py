@@ -13,8 +13,8 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.outbox_store import OutboxStore
 from relay.db_errors import DB_ERRORS, report
-from relay.outbox_store import OutboxStore
 
 log = structlog.get_logger(__name__)
 

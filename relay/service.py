@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db_errors import is_transient, sqlstate_of
 from core.lifecycle import StopSignal
+from core.outbox_store import OutboxStore
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from relay import metrics
 from relay.db_errors import DB_ERRORS, ShardParked, first_line, report
 from relay.leases import ShardLeases
-from relay.outbox_store import OutboxStore
 from relay.pending_watch import PendingWatch
 from relay.retention import delete_published
 from relay.shard_worker import ShardWorker
