@@ -137,15 +137,13 @@ class ShardWorker:
         batch_size = self._settings.relay.batch_size
         accumulate_s = self._settings.relay.accumulate_ms / 1000
 
-        async def fetch() -> list[OutboxRow]:
-            return await self._retry_db(
-                lambda: self._store.fetch(self.shard, batch_size, self._unmarked)
-            )
+        async def fetch(limit: int, exclude: list[int]) -> list[OutboxRow]:
+            return await self._retry_db(lambda: self._store.fetch(self.shard, limit, exclude))
 
         arrivals = ArrivalRate()
         while not self._finish.stopping:
             started = time.perf_counter()
-            rows = await fetch()
+            rows = await fetch(batch_size, self._unmarked)
             if not rows:
                 # Nothing to overlap the mark with: settle it before sleeping.
                 await self._settle_mark()
@@ -158,12 +156,16 @@ class ShardWorker:
             # CPU (ours and the broker's) than the events themselves: when this fetch
             # is not a full batch and the shard's recent rate promises more events
             # within the bound, wait that long and fetch again. A lone
-            # event after an idle spell, and full batches, go at once. The refetch
-            # selects by status again: exactly the batch a later start would fetch.
+            # event after an idle spell, and full batches, go at once. The second
+            # fetch selects by status again but leaves out the rows already in hand:
+            # a short first fetch held every unpublished row of the shard, so per key
+            # anything new committed after them, and Postgres renders each row once.
             expected = arrivals.per_s() * accumulate_s
             waits = len(rows) < batch_size and expected >= MIN_EXPECTED_EVENTS
             if waits and not await self._finish.sleep(accumulate_s):
-                rows = await fetch()
+                held = [row.id for row in rows]
+                more = await fetch(batch_size - len(rows), [*self._unmarked, *held])
+                rows = sorted([*rows, *more], key=lambda row: row.id)
             arrivals.add(len(rows))
             if rows:
                 await self._publish(producer, rows, started)
