@@ -18,9 +18,9 @@ from typing import Any
 from bench.common import bench_settings, drop_run, progress, write_result
 from bench.relay_drain import drain_with_relay, fill, truncate_outbox
 from core.db import create_engine
+from core.outbox_store import _FETCH
 from core.settings import Settings
 from core.topics import ensure_topics
-from relay.outbox_store import _FETCH
 from relay.retention import delete_published
 from relay.service import relay_topics
 
@@ -34,7 +34,7 @@ async def fetch_query_ms(settings: Settings, runs: int = 50) -> float:
         assert driver is not None
         for n in range(runs):
             started = time.perf_counter()
-            await driver.fetch(_FETCH, [n % settings.relay.shards], settings.relay.batch_size)
+            await driver.fetch(_FETCH, [n % settings.relay.shards], settings.relay.batch_size, [])
             timings.append((time.perf_counter() - started) * 1000)
     await engine.dispose()
     return round(statistics.median(timings), 3)

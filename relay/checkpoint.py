@@ -1,40 +1,73 @@
-"""The checkpoint record: the outbox ids of a batch, written in the batch's own Kafka
-transaction to partition `shard` of the (compacted) checkpoint topic.
+"""The checkpoint record, written in each batch's own Kafka transaction to partition
+`shard` of the (compacted) checkpoint topic: the batch's outbox ids, and the ids of
+every earlier batch whose Postgres mark was not yet known to have committed when the
+record was built (the mark of batch N runs while batch N+1 is fetched and produced).
 
-After a crash between `commit_transaction()` and marking the rows in Postgres, the new
-leader reads the shard's last committed checkpoint and marks exactly those rows, so
-they are not published twice (architecture invariant 3).
+So the shard's last committed checkpoint names every row that is in Kafka but may not
+be marked in Postgres. A new leader marks all of them before publishing anything, and
+a crash at any point repeats nothing (architecture invariant 3).
+
+Versions: 1 (relays before the overlapped mark) names one batch, and such a relay
+marked each batch before it began the next, so a version-1 record also names every row
+its writer may have left unmarked: a relay of this version recovers from it as from
+its own, and a rolling upgrade publishes nothing twice. A relay of version 1 refuses a
+version-2 record (it raises and releases the shard without publishing), so a shard
+moving back to an old relay stalls rather than repeats; a version this relay does not
+know is refused the same way.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, CHECKPOINT_VERSION)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     shard: int
+    # This transaction's batch.
     outbox_ids: list[int]
+    # Earlier batches, committed to Kafka before this one, whose mark was still open.
+    unmarked: list[int] = field(default_factory=list)
     offset: int = -1
+
+    def to_mark(self) -> list[int]:
+        """Every row a crash may have left in Kafka but unmarked in Postgres."""
+        return [*self.unmarked, *self.outbox_ids]
 
     def encode(self) -> bytes:
         return json.dumps(
-            {"v": CHECKPOINT_VERSION, "shard": self.shard, "ids": self.outbox_ids},
+            {
+                "v": CHECKPOINT_VERSION,
+                "shard": self.shard,
+                "ids": self.outbox_ids,
+                "unmarked": self.unmarked,
+            },
             separators=(",", ":"),
         ).encode()
 
     @classmethod
     def decode(cls, raw: bytes, offset: int) -> Checkpoint:
         doc = json.loads(raw)
-        if doc.get("v") != CHECKPOINT_VERSION:
-            raise ValueError(f"unknown checkpoint version {doc.get('v')!r}")
-        return cls(shard=int(doc["shard"]), outbox_ids=[int(i) for i in doc["ids"]], offset=offset)
+        version = doc.get("v")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(
+                f"checkpoint at offset {offset} has version {version!r}; this relay reads"
+                f" {READABLE_VERSIONS}: a newer relay wrote it, let one of those lead"
+            )
+        return cls(
+            shard=int(doc["shard"]),
+            outbox_ids=[int(i) for i in doc["ids"]],
+            # Version 1 has no such field: its writer left at most its last batch unmarked.
+            unmarked=[int(i) for i in doc.get("unmarked", [])],
+            offset=offset,
+        )
 
 
 def checkpoint_key(shard: int) -> bytes:

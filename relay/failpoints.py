@@ -1,7 +1,8 @@
 """Crash points for the kill -9 tests: RELAY_FAILPOINT makes the relay signal itself
 when it passes a point, so every window between Kafka and Postgres (before produce,
-mid-batch, after commit before the mark, during recovery) is exercised on purpose
-rather than by luck. Unset in production: one string compare.
+mid-batch, after commit before the mark, after a commit while the previous batch's mark
+is still running, during recovery) is exercised on purpose rather than by luck. Unset
+in production: one string compare.
 
     RELAY_FAILPOINT="<point>[:<probability>[:<signal>[:<seed>]]]"
 
@@ -16,7 +17,7 @@ import os
 import random
 import signal
 
-POINTS = ("before_produce", "mid_batch", "after_commit", "during_recovery")
+POINTS = ("before_produce", "mid_batch", "after_commit", "mark_overlap", "during_recovery")
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
 
 

@@ -16,16 +16,18 @@ connection is gone (its next check drops every shard).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, NullPool, TextClause, text
+from sqlalchemy import NullPool, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.db_errors import DATABASE_ERRORS, is_transient
-from core.leadership import lock_namespace, relay_application_name
+from core.leadership import connected_relays, lock_namespace, relay_application_name
 from core.settings import Settings
+
+T = TypeVar("T")
 
 # How long pg_terminate_backend waits for the backend to exit (and free its locks).
 TERMINATE_WAIT_MS = 2000
@@ -60,11 +62,11 @@ class Evicted:
 
 
 class ShardLeases:
-    def __init__(self, engine: AsyncEngine, conn: AsyncConnection, namespace: int, app: str):
+    def __init__(self, engine: AsyncEngine, conn: AsyncConnection, prefix: str):
         self._engine = engine
         self._conn = conn
-        self._namespace = namespace
-        self._app = app
+        self._prefix = prefix
+        self._namespace = lock_namespace(prefix)
         # The heartbeat and the lease checks share the connection; one query at a time.
         self._lock = asyncio.Lock()
         # The first connection-level error, re-raised by every later call: whoever
@@ -73,16 +75,18 @@ class ShardLeases:
         self._broken: BaseException | None = None
 
     async def _run(self, statement: TextClause, params: Mapping[str, Any] | None = None) -> Any:
+        return await self._on_conn(lambda conn: conn.execute(statement, params))
+
+    async def _on_conn(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
             try:
-                result: CursorResult[Any] = await self._conn.execute(statement, params)
+                return await op(self._conn)
             except DATABASE_ERRORS as exc:
                 if is_transient(exc):
                     self._broken = exc
                 raise
-            return result
 
     @classmethod
     async def open(cls, settings: Settings) -> ShardLeases:
@@ -97,7 +101,7 @@ class ShardLeases:
         )
         conn = await engine.connect()
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return cls(engine, conn, lock_namespace(prefix), app)
+        return cls(engine, conn, prefix)
 
     async def try_acquire(self, shard: int) -> bool:
         result = await self._run(
@@ -126,14 +130,8 @@ class ShardLeases:
 
     async def live_relays(self) -> int:
         """Relays of this deployment connected right now (their lease connections)."""
-        result = await self._run(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :app AND datname = current_database()"
-            ),
-            {"app": self._app},
-        )
-        return max(1, int(result.scalar_one()))
+        connected = await self._on_conn(lambda conn: connected_relays(conn, self._prefix))
+        return max(1, connected)
 
     async def beat(self) -> None:
         """Show Postgres this relay is alive (its backend's state_change moves)."""

@@ -14,8 +14,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db_errors import DATABASE_ERRORS
+from core.outbox_store import OutboxStore
 from relay.db_errors import report
-from relay.outbox_store import OutboxStore
 
 log = structlog.get_logger(__name__)
 

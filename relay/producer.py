@@ -7,16 +7,17 @@ worker thread so the event loop keeps serving leases, metrics and signals.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from core.kafka import relay_transactional_id, transactional_producer_config
+from core.outbox_store import OutboxRow
 from core.settings import KafkaSettings, RelaySettings
 from relay.checkpoint import Checkpoint, checkpoint_key
 from relay.failpoints import Failpoints
-from relay.outbox_store import OutboxRow
 
 CALL_TIMEOUT_S = 10.0
 # Per shard producer; ~40,000 events of ~400 bytes, far more than a batch.
@@ -99,8 +100,10 @@ class ShardProducer:
         except KafkaException as exc:
             raise ProducerFenced(f"init_transactions failed: {exc.args[0].str()}") from exc
 
-    def publish(self, rows: list[OutboxRow]) -> BatchResult:
+    def publish(self, rows: list[OutboxRow], unmarked: Sequence[int] = ()) -> BatchResult:
         """Events plus the checkpoint in one transaction; returns after the commit.
+        `unmarked`: rows of earlier committed batches whose mark is not known to have
+        committed; the checkpoint names them too (relay/checkpoint.py).
 
         Raises BatchAborted (retry the batch) or ProducerFenced (drop the shard)."""
         result = BatchResult()
@@ -133,7 +136,7 @@ class ShardProducer:
                         # for ever.
                         result.failures[row.id] = exc.args[0]
                         raise
-            checkpoint = Checkpoint(self.shard, [row.id for row in rows])
+            checkpoint = Checkpoint(self.shard, [row.id for row in rows], list(unmarked))
             produce(
                 self._checkpoint_topic,
                 checkpoint.encode(),

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db_errors import DATABASE_ERRORS, is_transient, sqlstate_of
 from core.lifecycle import StopSignal
+from core.outbox_store import OutboxStore
 from core.retry import Backoff, first_line
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
 from relay import metrics
 from relay.db_errors import ShardParked, report
 from relay.leases import ShardLeases
-from relay.outbox_store import OutboxStore
 from relay.pending_watch import PendingWatch
 from relay.retention import delete_published
 from relay.shard_worker import ShardWorker

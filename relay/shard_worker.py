@@ -1,6 +1,12 @@
 """The leader's loop for one shard: recover from the checkpoint, then batch after batch:
 fetch unpublished rows in id order, publish them with their checkpoint in one Kafka
-transaction, mark them published, and only then start the next batch."""
+transaction, and mark them published while the next batch is fetched and produced.
+
+The overlap (architecture invariant 3): the mark of batch N runs beside the fetch,
+produce and commit of batch N+1. The next fetch leaves batch N's rows out, and batch
+N+1's checkpoint names them as unmarked, so whichever of the two a crash interrupts,
+the shard's last checkpoint names every row in Kafka that may lack its mark. At most
+one mark is in flight: before batch N+1's own mark starts, batch N's has committed."""
 
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ import structlog
 from confluent_kafka import KafkaException
 
 from core.db_errors import DATABASE_ERRORS
+from core.lifecycle import StopSignal
+from core.outbox_store import OutboxRow, OutboxStore
 from core.retry import Backoff, first_line
 from core.settings import Settings
 from relay import metrics
 from relay.checkpoint import read_last_checkpoint
 from relay.db_errors import park_if_permanent
 from relay.failpoints import Failpoints
-from relay.outbox_store import OutboxRow, OutboxStore
 from relay.pending_watch import PendingWatch
 from relay.producer import BatchAborted, ShardProducer
 
@@ -46,7 +53,12 @@ class ShardWorker:
         self._watch = watch
         self._wake: asyncio.Event | None = None
         self._label = str(shard)
-        self._finish = asyncio.Event()
+        self._finish = StopSignal()
+        self._failpoints = Failpoints(settings.relay.failpoint)
+        # The mark of the last committed batch, running beside the next batch, and
+        # that batch's ids until the mark is known to have committed.
+        self._marking: asyncio.Task[None] | None = None
+        self._unmarked: list[int] = []
         # One thread per shard owns the producer: librdkafka calls block, and a single
         # thread keeps them strictly ordered even after the task is cancelled.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"relay-shard-{shard}")
@@ -54,7 +66,7 @@ class ShardWorker:
 
     def finish(self) -> None:
         """Graceful stop: end after the batch in flight is committed and marked."""
-        self._finish.set()
+        self._finish.stop(f"finish shard {self.shard} after its batch in flight")
         if self._wake is not None:
             self._wake.set()
 
@@ -69,7 +81,9 @@ class ShardWorker:
             await self._blocking(producer.init_transactions)
             await self._recover()
             await self._loop(producer)
+            await self._settle_mark()
         finally:
+            await self._abandon_mark()
             self._watch.unregister(self.shard)
             self._close()
             log.info("shard released", shard=self.shard)
@@ -104,34 +118,39 @@ class ShardWorker:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         if checkpoint is None:
             return
-        Failpoints(self._settings.relay.failpoint).hit("during_recovery")
+        self._failpoints.hit("during_recovery")
         receipt = {"recovered_from_checkpoint": checkpoint.offset}
         marked = await self._retry_db(
-            lambda: self._store.mark_recovered(checkpoint.outbox_ids, receipt)
+            lambda: self._store.mark_recovered(checkpoint.to_mark(), receipt)
         )
-        metrics.RECOVERED.labels(self._label).inc(marked)
+        metrics.RECOVERED.labels(self._label).inc(len(marked))
         log.info(
             "checkpoint recovered",
             shard=self.shard,
             checkpoint_offset=checkpoint.offset,
             batch=len(checkpoint.outbox_ids),
-            marked=marked,
+            unmarked=len(checkpoint.unmarked),
+            marked=len(marked),
+            # Rows of earlier batches whose overlapped mark the crash cut short.
+            marked_earlier=len(marked.intersection(checkpoint.unmarked)),
         )
 
     async def _loop(self, producer: ShardProducer) -> None:
         batch_size = self._settings.relay.batch_size
         accumulate_s = self._settings.relay.accumulate_ms / 1000
 
-        async def fetch() -> list[OutboxRow]:
-            return await self._retry_db(lambda: self._store.fetch(self.shard, batch_size))
+        async def fetch(limit: int, exclude: list[int]) -> list[OutboxRow]:
+            return await self._retry_db(lambda: self._store.fetch(self.shard, limit, exclude))
 
         arrivals = ArrivalRate()
-        while not self._finish.is_set():
+        while not self._finish.stopping:
             started = time.perf_counter()
-            rows = await fetch()
+            rows = await fetch(batch_size, self._unmarked)
             if not rows:
+                # Nothing to overlap the mark with: settle it before sleeping.
+                await self._settle_mark()
                 self._wake = self._watch.register(self.shard)
-                if not self._finish.is_set():
+                if not self._finish.stopping:
                     await self._wake.wait()
                 self._wake = None
                 continue
@@ -139,18 +158,23 @@ class ShardWorker:
             # CPU (ours and the broker's) than the events themselves: when this fetch
             # is not a full batch and the shard's recent rate promises more events
             # within the bound, wait that long and fetch again. A lone
-            # event after an idle spell, and full batches, go at once. The refetch
-            # selects by status again: exactly the batch a later start would fetch.
+            # event after an idle spell, and full batches, go at once. The second
+            # fetch selects by status again but leaves out the rows already in hand:
+            # a short first fetch held every unpublished row of the shard, so per key
+            # anything new committed after them, and Postgres renders each row once.
             expected = arrivals.per_s() * accumulate_s
             waits = len(rows) < batch_size and expected >= MIN_EXPECTED_EVENTS
-            if waits and not await _wait(self._finish, accumulate_s):
-                rows = await fetch()
+            if waits and not await self._finish.sleep(accumulate_s):
+                held = [row.id for row in rows]
+                more = await fetch(batch_size - len(rows), [*self._unmarked, *held])
+                rows = sorted([*rows, *more], key=lambda row: row.id)
             arrivals.add(len(rows))
             if rows:
-                await self._publish(producer, rows)
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                await self._publish(producer, rows, started)
 
-    async def _publish(self, producer: ShardProducer, rows: list[OutboxRow]) -> None:
+    async def _publish(
+        self, producer: ShardProducer, rows: list[OutboxRow], started: float
+    ) -> None:
         limit = self._settings.relay.max_message_bytes
         oversize = [r for r in rows if r.exceeds(limit)]
         for row in oversize:
@@ -162,7 +186,7 @@ class ShardWorker:
         backoff = 0.05
         while rows:
             try:
-                result = await self._blocking(partial(producer.publish, rows))
+                result = await self._blocking(partial(producer.publish, rows, self._unmarked))
             except BatchAborted as aborted:
                 metrics.COMMIT_FAILURES.labels(self._label, "aborted").inc()
                 log.warning("batch aborted", shard=self.shard, reason=str(aborted))
@@ -170,7 +194,7 @@ class ShardWorker:
                 for row in [r for r in rows if r.id in bad]:
                     await self._dead_letter(row, bad[row.id])
                 rows = [r for r in rows if r.id not in bad]
-                if await _wait(self._finish, backoff):
+                if await self._finish.sleep(backoff):
                     return
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
@@ -178,7 +202,13 @@ class ShardWorker:
                 raise RuntimeError(
                     f"commit succeeded with {len(result.receipts)} receipts for {len(rows)} rows"
                 )
-            await self._retry_db(partial(self._store.mark_published, result.receipts))
+            if self._marking is not None and not self._marking.done():
+                self._failpoints.hit("mark_overlap")
+            await self._settle_mark()
+            self._unmarked = [row.id for row in rows]
+            self._marking = asyncio.create_task(
+                self._mark(result.receipts, started), name=f"relay-mark-{self.shard}"
+            )
             metrics.PUBLISHED.labels(self._label).inc(len(rows))
             metrics.BATCH_SIZE.observe(len(rows))
             log.debug(
@@ -189,6 +219,33 @@ class ShardWorker:
                 last_id=rows[-1].id,
             )
             return
+
+    async def _mark(self, receipts: list[tuple[int, int, int]], started: float) -> None:
+        await self._retry_db(partial(self._store.mark_published, receipts))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _settle_mark(self) -> None:
+        """Wait for the mark in flight; only then may a checkpoint leave its rows out.
+        A permanent error in it parks the shard here (ShardParked)."""
+        marking, self._marking = self._marking, None
+        if marking is None:
+            return
+        await marking
+        self._unmarked = []
+
+    async def _abandon_mark(self) -> None:
+        """The shard is being dropped (lease lost, producer fenced, parked): stop a mark
+        still running. Its rows are in the last checkpoint, which the next leader marks."""
+        marking, self._marking = self._marking, None
+        if marking is None:
+            return
+        marking.cancel()
+        results = await asyncio.gather(marking, return_exceptions=True)
+        error = results[0]
+        if isinstance(error, Exception):
+            log.warning(
+                "mark abandoned with the shard", shard=self.shard, error=str(error).splitlines()[0]
+            )
 
     async def _dead_letter(self, row: OutboxRow, reason: str) -> None:
         await self._retry_db(lambda: self._store.dead_letter(row.id, reason))
@@ -246,12 +303,3 @@ class ArrivalRate:
     def add(self, events: int) -> None:
         self._decay()
         self._rate += events / self.TAU_S
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds` for `event`; True if it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.outbox_store import OutboxRow
 from core.settings import Settings
-from relay.outbox_store import OutboxRow
 from relay.producer import ProducerFenced, ShardProducer
 from tests.cluster_support import wait_for
 from tests.conftest import isolate
