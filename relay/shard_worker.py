@@ -100,7 +100,7 @@ class ShardWorker:
         read = partial(
             read_last_checkpoint, kafka.bootstrap_servers, kafka.topics.checkpoint, self.shard
         )
-        backoff = 0.1
+        backoff = Backoff(0.1, MAX_BACKOFF_S)
         while True:
             try:
                 checkpoint = await self._blocking(read)
@@ -108,14 +108,14 @@ class ShardWorker:
             except (KafkaException, TimeoutError) as exc:
                 # A partition leader can be moving (fresh topic, broker restart): retry
                 # while we still hold the lease, rather than give the shard up.
+                delay = backoff.next()
                 log.warning(
                     "checkpoint read failed, retrying",
                     shard=self.shard,
-                    error=str(exc),
-                    backoff_s=backoff,
+                    error=first_line(exc),
+                    backoff_s=delay,
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await asyncio.sleep(delay)
         if checkpoint is None:
             return
         self._failpoints.hit("during_recovery")
@@ -183,7 +183,7 @@ class ShardWorker:
             )
         if oversize:
             rows = [r for r in rows if r not in oversize]
-        backoff = 0.05
+        backoff = Backoff(0.05, MAX_BACKOFF_S)
         while rows:
             try:
                 result = await self._blocking(partial(producer.publish, rows, self._unmarked))
@@ -194,9 +194,8 @@ class ShardWorker:
                 for row in [r for r in rows if r.id in bad]:
                     await self._dead_letter(row, bad[row.id])
                 rows = [r for r in rows if r.id not in bad]
-                if await self._finish.sleep(backoff):
+                if await self._finish.sleep(backoff.next()):
                     return
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             if len(result.receipts) != len(rows):
                 raise RuntimeError(
