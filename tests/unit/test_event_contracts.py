@@ -15,7 +15,8 @@ import msgspec
 
 import api
 import consumers
-import core
+import core.events
+import core.stripe
 from consumers.handlers import GROUPS
 from core.events.catalog import CONTRACTS, contract_for
 from core.events.contract import DomainEvent, EventContract
