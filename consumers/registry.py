@@ -68,11 +68,13 @@ ContractHandler = Callable[[HandlerContext, C], Awaitable[None]]
 
 @dataclass
 class HandlerGroup:
-    """The handlers of one consumer for one topic.
+    """The handlers of one consumer for one topic. The platform's handlers take the
+    event decoded into its contract (`handle`); `on` registers a handler of the raw
+    envelope (tests use it for handlers that must see every record).
 
     >>> handlers = HandlerGroup(consumer="payments", topic="payment")
-    >>> @handlers.on("payment.processed")
-    ... async def record(ctx: HandlerContext) -> None: ...
+    >>> @handlers.handle(PaymentProcessed)
+    ... async def record(ctx: HandlerContext, event: PaymentProcessed) -> None: ...
     """
 
     consumer: str
