@@ -1,5 +1,5 @@
-"""Every event contract of the platform, so the doc, the cross-check test and any
-reader can find the contract of an event type."""
+"""Every event contract of the platform: what docs/events.md documents and what the
+contract test holds the producers and the handlers to."""
 
 from __future__ import annotations
 
@@ -27,10 +27,3 @@ CONTRACTS: tuple[type[EventContract], ...] = (
     PaymentProcessed,
     StripeSnapshotEvent,
 )
-
-
-def contract_for(event_type: str) -> type[EventContract] | None:
-    for contract in CONTRACTS:
-        if contract.matches(event_type):
-            return contract
-    return None

@@ -98,8 +98,17 @@ def _section(contract: type[EventContract], defs: dict[str, Any]) -> list[str]:
     for name, kind, required, notes in _fields(schema, defs):
         lines.append(f"| `{name}` | {kind} | {'yes' if required else 'no'} | {notes} |")
     if contract.matches(event_type_of("")):
-        handled = ", ".join(f"`{event_type_of(t)}`" for t in event_types.HANDLED)
-        lines += ["", f"Types the payment consumer acts on: {handled}."]
+        moving = (
+            *event_types.PAYMENT_INTENT,
+            *event_types.SUBSCRIPTION,
+            *event_types.INVOICE_PAYMENT_STATUS,
+        )
+        listed = ", ".join(f"`{event_type_of(t)}`" for t in moving)
+        lines += [
+            "",
+            f"Types that move a payment or a subscription: {listed}. Every other type is"
+            " recorded as processed and changes nothing.",
+        ]
     return [*lines, ""]
 
 

@@ -66,4 +66,3 @@ INVOICE = tuple(
         }
     )
 )
-HANDLED = (*PAYMENT_INTENT, *SUBSCRIPTION, *INVOICE)
