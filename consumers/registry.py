@@ -72,9 +72,9 @@ class HandlerGroup:
     event decoded into its contract (`handle`); `on` registers a handler of the raw
     envelope (tests use it for handlers that must see every record).
 
-    >>> handlers = HandlerGroup(consumer="payments", topic="payment")
-    >>> @handlers.handle(PaymentProcessed)
-    ... async def record(ctx: HandlerContext, event: PaymentProcessed) -> None: ...
+    >>> handlers = HandlerGroup(consumer="projects", topic="project")
+    >>> @handlers.handle(ProjectApplied)
+    ... async def notify_owner(ctx: HandlerContext, event: ProjectApplied) -> None: ...
     """
 
     consumer: str

@@ -12,15 +12,19 @@ from pathlib import Path
 from types import ModuleType
 
 import msgspec
+import pytest
 
 import api
 import consumers
 import core.events
 import core.stripe
 from consumers.handlers import GROUPS
+from consumers.registry import HandlerGroup
 from core.events.catalog import CONTRACTS
 from core.events.contract import DomainEvent, EventContract
 from core.events.doc import DOC, main, render
+from core.events.projects import ProjectApplied
+from core.events.users import UserRegistered
 from core.stripe.event import StripeSnapshotEvent
 
 PRODUCERS = (api, consumers)
@@ -135,3 +139,14 @@ def test_the_events_doc_is_in_step_with_the_contracts() -> None:
 def test_schemas_render_for_every_contract() -> None:
     _, defs = msgspec.json.schema_components(CONTRACTS)
     assert {c.__name__ for c in CONTRACTS} <= set(defs)
+
+
+def test_a_handler_group_refuses_a_contract_it_cannot_decode() -> None:
+    users = HandlerGroup(consumer="c", topic="user")
+    with pytest.raises(ValueError, match="is on project, not user"):
+        users.handle(ProjectApplied)
+    with pytest.raises(ValueError, match=r"does not decode user\.login"):
+        users.handle(UserRegistered, "user.login")
+    payments = HandlerGroup(consumer="c", topic="payment")
+    with pytest.raises(ValueError, match=r"does not decode payment\.processed"):
+        payments.handle(StripeSnapshotEvent, "payment.processed")
