@@ -4,7 +4,8 @@ architecture invariant 5). A payment that reaches `succeeded` emits
 `payment.processed` and notifies its user in the same transaction as the change.
 
 One module per kind of Stripe object: `intents`, `subscriptions`, `invoices` (which
-move both); `apply` holds the payment rule they share and `processed` its effects."""
+move both); `apply` holds the payment rule they share (on a `change`) and `processed`
+the effects of a payment that succeeded."""
 
 from __future__ import annotations
 

@@ -1,31 +1,17 @@
-"""Applying a payment state that an event reports (an intent's own event, or an
-invoice's word about the intent collecting it)."""
+"""Applying a payment state an event reports, unless it would move the payment
+backwards (`core/stripe/lifecycle.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import structlog
 
+from consumers.handlers.payments.change import PaymentChange
 from consumers.handlers.payments.processed import processed
 from consumers.registry import HandlerContext
 from core.stripe.lifecycle import PAYMENT, SUCCEEDED
 from core.stripe.store import customers, payments
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class PaymentChange:
-    payment_intent_id: str
-    amount: int
-    currency: str
-    status: str
-    created: int
-    customer_id: str | None
-    metadata: Any
-    stripe_event_id: str
 
 
 async def apply_payment(ctx: HandlerContext, change: PaymentChange) -> None:

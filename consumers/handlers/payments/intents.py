@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from consumers.handlers.payments.apply import PaymentChange, apply_payment
+from consumers.handlers.payments.apply import apply_payment
+from consumers.handlers.payments.change import PaymentChange
 from consumers.handlers.payments.group import handlers
 from consumers.registry import HandlerContext
 from core.stripe import event_types

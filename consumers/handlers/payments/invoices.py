@@ -3,7 +3,8 @@ and, once paid, about its subscription."""
 
 from __future__ import annotations
 
-from consumers.handlers.payments.apply import PaymentChange, apply_payment
+from consumers.handlers.payments.apply import apply_payment
+from consumers.handlers.payments.change import PaymentChange
 from consumers.handlers.payments.group import handlers
 from consumers.registry import HandlerContext, InvalidEvent
 from core.stripe import event_types

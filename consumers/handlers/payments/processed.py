@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from consumers.handlers.notify import notify
+from consumers.handlers.payments.change import PaymentChange
 from consumers.registry import HandlerContext
 from core.events.payments import PaymentProcessed
-
-if TYPE_CHECKING:
-    from consumers.handlers.payments.apply import PaymentChange
 
 # payment.processed's event id follows from the intent: the outbox's unique event_id
 # then refuses a second one for the same intent, should a bug ever try.
