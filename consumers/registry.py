@@ -10,25 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consumers.incoming import Incoming
 from core.envelope import Envelope
+from core.events.contract import TOPIC_ROLES, EventContract, TopicRole, topic_name
+from core.events.errors import InvalidEvent
 from core.outbox import NewEvent, StoredEvent, enqueue
 from core.settings import Settings, TopicSettings
 
 if TYPE_CHECKING:
     from consumers.effects import Effects
 
-TopicRole = Literal["user", "project", "message", "payment"]
-TOPIC_ROLES: tuple[TopicRole, ...] = get_args(TopicRole)
+__all__ = [
+    "TOPIC_ROLES",
+    "ConsumerSpec",
+    "Handler",
+    "HandlerContext",
+    "HandlerGroup",
+    "InvalidEvent",
+    "Registry",
+    "TopicRole",
+    "topic_name",
+]
 
-
-class InvalidEvent(ValueError):
-    """The event can never be handled as it is (bad or missing data): dead-letter it
-    at once instead of retrying."""
+C = TypeVar("C", bound=EventContract)
 
 
 @dataclass(frozen=True)
@@ -55,20 +63,25 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext], Awaitable[None]]
+ContractHandler = Callable[[HandlerContext, C], Awaitable[None]]
 
 
 @dataclass
 class HandlerGroup:
-    """The handlers of one consumer for one topic.
+    """The handlers of one consumer for one topic. The platform's handlers take the
+    event decoded into its contract (`handle`); `on` registers a handler of the raw
+    envelope (tests use it for handlers that must see every record).
 
-    >>> handlers = HandlerGroup(consumer="payments", topic="payment")
-    >>> @handlers.on("payment.processed")
-    ... async def record(ctx: HandlerContext) -> None: ...
+    >>> handlers = HandlerGroup(consumer="projects", topic="project")
+    >>> @handlers.handle(ProjectApplied)
+    ... async def notify_owner(ctx: HandlerContext, event: ProjectApplied) -> None: ...
     """
 
     consumer: str
     topic: TopicRole
     handlers: dict[str, list[Handler]] = field(default_factory=dict)
+    # The contract each event type is decoded with, for handlers registered by `handle`.
+    contracts: dict[str, type[EventContract]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.topic not in TOPIC_ROLES:
@@ -85,10 +98,30 @@ class HandlerGroup:
 
         return register
 
+    def handle(
+        self, contract: type[C], *event_types: str
+    ) -> Callable[[ContractHandler[C]], ContractHandler[C]]:
+        """Register a handler that gets the event decoded into `contract` (an event
+        that does not decode is an InvalidEvent). The event types default to the
+        contract's own; a contract for a family of types (Stripe's) names them."""
+        types = event_types or (contract.event_type,)
+        if contract.topic != self.topic:
+            raise ValueError(f"{contract.__name__} is on {contract.topic}, not {self.topic}")
+        for event_type in types:
+            if not contract.matches(event_type):
+                raise ValueError(f"{contract.__name__} does not decode {event_type}")
 
-def topic_name(topics: TopicSettings, role: TopicRole) -> str:
-    name: str = getattr(topics, role)
-    return name
+        def register(handler: ContractHandler[C]) -> ContractHandler[C]:
+            async def decoded(ctx: HandlerContext) -> None:
+                await handler(ctx, contract.decode(ctx.event))
+
+            decoded.__name__ = handler.__name__
+            self.on(*types)(decoded)
+            for event_type in types:
+                self.contracts[event_type] = contract
+            return handler
+
+        return register
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+# The version every event contract starts at. The envelope carries the version of its
+# event type's contract (core/events); the contract, not the envelope, decides which
+# versions it reads.
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
 CE_SOURCE_PREFIX = "/connectin/"
@@ -77,8 +80,13 @@ class Envelope:
         missing = [f for f in ENVELOPE_FIELDS if f not in doc]
         if missing:
             raise EnvelopeError(f"envelope lacks fields: {', '.join(missing)}")
-        if doc["schema_version"] != SCHEMA_VERSION:
-            raise EnvelopeError(f"unknown schema_version {doc['schema_version']!r}")
+        schema_version = doc["schema_version"]
+        if (
+            isinstance(schema_version, bool)
+            or not isinstance(schema_version, int)
+            or schema_version < 1
+        ):
+            raise EnvelopeError(f"unknown schema_version {schema_version!r}")
         try:
             event_id = uuid.UUID(str(doc["event_id"]))
             timestamp = datetime.fromisoformat(str(doc["timestamp"]).replace("Z", "+00:00"))
@@ -100,7 +108,7 @@ class Envelope:
             aggregate_type=doc["aggregate_type"],
             aggregate_id=doc["aggregate_id"],
             sequence=sequence,
-            schema_version=SCHEMA_VERSION,
+            schema_version=schema_version,
             timestamp=timestamp,
             user_id=user_id,
             data=data,

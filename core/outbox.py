@@ -29,6 +29,8 @@ class NewEvent:
     user_id: int | None = None
     traceparent: str | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # The version of the event type's contract (core/events) the data follows.
+    schema_version: int = SCHEMA_VERSION
 
     def render(self, now: datetime, *, sequence: int) -> tuple[Envelope, dict[str, str]]:
         """The Kafka value and headers of this event at `now`."""
@@ -38,7 +40,7 @@ class NewEvent:
             aggregate_type=self.aggregate_type,
             aggregate_id=self.aggregate_id,
             sequence=sequence,
-            schema_version=SCHEMA_VERSION,
+            schema_version=self.schema_version,
             timestamp=now,
             user_id=self.user_id,
             data=self.data,

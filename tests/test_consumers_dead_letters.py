@@ -317,3 +317,45 @@ async def test_missing_user_in_the_middle_of_a_batch_parks_only_its_record(
         retries = metric("connectin_consumer_retries_total", consumer=consumer)
         assert retries == retries_before[consumer]
         assert anomalies(consumer) == anomalies_before[consumer]
+
+
+async def test_data_that_breaks_its_contract_is_parked_with_the_field_named(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """A handler decodes the data into its contract (core/events): a mistyped or
+    missing field is permanent, parked at once with the field in the error, and the
+    records around it are applied."""
+    s = consumer_settings(settings, "contract")
+    (alice, bob) = await create_users(clean_db, 2, "contract")
+    t = s.kafka.topics
+    key = ("project", 901)
+    records = [
+        envelope_record(t.project, "project.created", key, 1, {"owner_id": alice}),
+        envelope_record(t.project, "project.created", key, 2, {"owner_id": str(bob)}),
+        envelope_record(t.project, "project.applied", key, 3, {"owner_id": alice}, user_id=bob),
+        envelope_record(t.project, "project.created", key, 4, {"owner_id": bob}),
+    ]
+    ensure_event_topics(s)
+    await produce(s, records)
+
+    async def settled() -> bool:
+        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
+        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
+        return bool(done == 2 and parked == 2)
+
+    async with running_consumers(s, clean_db):
+        await wait_until(settled, what="2 events applied and 2 records parked")
+
+    letters = await rows(clean_db, 'SELECT * FROM dead_letters ORDER BY "offset"')
+    assert [str(d.event_id) for d in letters] == [records[1].event_id, records[2].event_id]
+    assert [d.attempts for d in letters] == [1, 1]
+    assert letters[0].error == (
+        "invalid event: project.created data: Expected `int`, got `str` - at `$.owner_id`"
+    )
+    assert letters[1].error == (
+        "invalid event: project.applied data: Object missing required field `project_id`"
+    )
+    counts = {
+        r.id: r.projects_count for r in await rows(clean_db, "SELECT id, projects_count FROM users")
+    }
+    assert (counts[alice], counts[bob]) == (1, 1)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from consumers.handlers.payments import PAYMENT, SUBSCRIPTION
 from core.settings import Settings
+from core.stripe.lifecycle import PAYMENT, SUBSCRIPTION
 from tests.api_support import api_client, register
 from tests.stripe_support import (
     WEBHOOK_PATH,

@@ -11,6 +11,7 @@ from api.events import emit
 from api.payments import claims, events, store
 from api.payments.idempotency import IdempotencyKey, idempotency_key
 from core.settings import Settings
+from core.stripe.store import customers
 
 OPERATION = "create-customer"
 
@@ -31,7 +32,7 @@ async def ensure_customer(
 ) -> tuple[str, bool]:
     """(customer id, created now). When created, the stripe_customers row, its
     `payment.customer_created` event and the completed claim are committed."""
-    existing = await store.customer_of(session, user_id)
+    existing = await customers.of_user(session, user_id)
     if existing is not None:
         return existing, False
     key = customer_key(user_id)
@@ -53,7 +54,7 @@ async def _create(
     held: claims.Claim,
     traceparent: str | None,
 ) -> tuple[str, bool]:
-    existing = await store.customer_of(session, user_id)
+    existing = await customers.of_user(session, user_id)
     if existing is not None:
         # Recorded before claims existed (migration 0004), or by the request whose
         # claim we took over.
@@ -71,7 +72,7 @@ async def _create(
         },
         options={"idempotency_key": key.value},
     )
-    if await store.insert_customer(session, user_id, customer.id):
+    if await customers.insert(session, user_id, customer.id):
         await emit(
             session,
             settings,
@@ -81,7 +82,7 @@ async def _create(
         return customer.id, True
     # Only after a claim was taken over (claims.LEASE): the user's recorded customer
     # is the one everyone uses.
-    winner = await store.customer_of(session, user_id)
+    winner = await customers.of_user(session, user_id)
     if winner is None:
         # The conflict was on customer_id: Stripe answered with a customer that another
         # user owns, which only a key collision could cause. Refuse rather than share.

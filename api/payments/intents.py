@@ -13,6 +13,7 @@ from api.payments import claims, events, store
 from api.payments.idempotency import idempotency_key
 from api.payments.schemas import PaymentIntentIn, PaymentIntentOut
 from core.settings import Settings
+from core.stripe.store import customers, payments
 
 if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams
@@ -52,7 +53,7 @@ async def create_intent(
 ) -> PaymentIntentOut:
     amount, currency = checked(settings, data)
     generation = (
-        0 if client_key else await store.finished_payments(session, user_id, amount, currency)
+        0 if client_key else await payments.count_finished(session, user_id, amount, currency)
     )
     requested = {"amount": amount, "currency": currency}
     key = idempotency_key(OPERATION, user_id, client_key, requested, generation)
@@ -79,14 +80,14 @@ async def _create(
     held: claims.Claim,
     traceparent: str | None,
 ) -> PaymentIntentOut:
-    existing = await store.payment_by_key(session, key)
+    existing = await payments.by_key(session, key)
     if existing is not None:
         # Recorded before claims existed (migration 0004): its row is the answer.
         if (existing.amount, existing.currency) != (amount, currency):
             raise ConflictError(detail=claims.MISMATCH)
         await claims.complete(session, held, {"payment_intent_id": existing.payment_intent_id})
         return await _recorded(client, existing.payment_intent_id)
-    customer_id = await store.customer_of(session, user_id)
+    customer_id = await customers.of_user(session, user_id)
     await store.end_reads(session)
 
     params: PaymentIntentCreateParams = {
@@ -99,7 +100,7 @@ async def _create(
     intent = await client.v1.payment_intents.create_async(
         params=params, options={"idempotency_key": key}
     )
-    payment_id = await store.insert_payment(
+    payment_id = await payments.insert(
         session,
         user_id=user_id,
         payment_intent_id=intent.id,
@@ -109,14 +110,14 @@ async def _create(
         key=key,
     )
     if payment_id is None:
-        winner = await store.payment_by_key(session, key)
+        winner = await payments.by_key(session, key)
         if winner is not None and winner.payment_intent_id != intent.id:
             # Only after a claim was taken over (LEASE): the recorded intent is the
             # answer, the other stays unconfirmed and unused.
             await claims.complete(session, held, {"payment_intent_id": winner.payment_intent_id})
             return await _recorded(client, winner.payment_intent_id)
         if winner is None:
-            await store.adopt_payment_key(session, intent.id, key)
+            await payments.ROWS.adopt_key(session, intent.id, key)
         await claims.complete(session, held, {"payment_intent_id": intent.id})
         return _out(intent)
     await emit(

@@ -22,6 +22,7 @@ from api.payments.customers import ensure_customer
 from api.payments.idempotency import IdempotencyKey, idempotency_key
 from api.payments.schemas import SubscriptionCreatedOut, SubscriptionIn
 from core.settings import Settings
+from core.stripe.store import subscriptions
 
 if TYPE_CHECKING:
     from stripe.params import SubscriptionCreateParamsItem
@@ -74,7 +75,7 @@ async def create_subscription(
     traceparent: str | None,
 ) -> SubscriptionCreatedOut:
     price_id = data.price_id
-    generation = 0 if client_key else await store.finished_subscriptions(session, user_id, price_id)
+    generation = 0 if client_key else await subscriptions.count_finished(session, user_id, price_id)
     key = idempotency_key(OPERATION, user_id, client_key, {"price_id": price_id}, generation)
     digest = claims.request_hash(_requested(data, client_key))
     outcome = await claims.claim(session, key.value, OPERATION, digest)
@@ -101,7 +102,7 @@ async def _create(
     traceparent: str | None,
 ) -> SubscriptionCreatedOut:
     price_id = data.price_id
-    existing = await store.subscription_by_key(session, key.value)
+    existing = await subscriptions.by_key(session, key.value)
     if existing is not None:
         # Recorded before claims existed (migration 0004): its row is the answer.
         if existing.price_id != price_id:
@@ -121,7 +122,7 @@ async def _create(
         options={"idempotency_key": key.value},
     )
 
-    row_id = await store.insert_subscription(
+    row_id = await subscriptions.insert(
         session,
         user_id=user_id,
         subscription_id=subscription.id,
@@ -130,7 +131,7 @@ async def _create(
         key=key.value,
     )
     if row_id is None:
-        winner = await store.subscription_by_key(session, key.value)
+        winner = await subscriptions.by_key(session, key.value)
         if winner is not None and winner.subscription_id != subscription.id:
             # Only after a claim was taken over (claims.LEASE): the recorded one is the
             # answer; the extra subscription this Stripe made is not ours to keep, so
@@ -138,7 +139,7 @@ async def _create(
             await client.v1.subscriptions.cancel_async(subscription.id)
             return await _answer(session, held, winner.subscription_id, winner.status)
         if winner is None:
-            await store.adopt_subscription_key(session, subscription.id, key.value)
+            await subscriptions.ROWS.adopt_key(session, subscription.id, key.value)
         return await _answer(session, held, subscription.id, subscription.status)
     await emit(
         session,

@@ -1,5 +1,6 @@
 """The platform's handlers. To add some: a module with a `HandlerGroup` (consumer
-name, topic role) and `@handlers.on("event.type")` functions, listed in GROUPS."""
+name, topic role) and `@handlers.handle(Contract)` functions, which get the event
+decoded into its contract (`core/events/`), listed in GROUPS."""
 
 from __future__ import annotations
 
