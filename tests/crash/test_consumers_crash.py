@@ -30,8 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.reader import group_id
 from core.settings import Settings
-from tests.test_consumers_support import (
-    ConsumersProcess,
+from tests.support.consumers import (
     Record,
     TxProducer,
     committed_offsets,
@@ -42,9 +41,9 @@ from tests.test_consumers_support import (
     envelope_record,
     rows,
     scalar,
-    settings_env,
     wait_until,
 )
+from tests.support.processes import Process, consumers_process, settings_env
 
 ITERATIONS = int(os.environ.get("CONNECTIN_CRASH_ITERATIONS", "20"))
 SEED = int(os.environ.get("CONNECTIN_CRASH_SEED") or random.SystemRandom().randrange(2**31))
@@ -207,7 +206,7 @@ async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
         for i in range(ITERATIONS):
             log = tmp_path / f"consumers-{i}.log"
             logs.append(log)
-            process = ConsumersProcess(env, log, instance_id="crash")
+            process = consumers_process(env, log, instance_id="crash")
             if i % 5 == 4:
                 # Now and then while it is still starting up or joining the group.
                 await asyncio.sleep(rng.uniform(0.0, 1.2))
@@ -226,7 +225,7 @@ async def test_consumers_kill_9_loop_applies_every_effect_exactly_once(
 
         final_log = tmp_path / "consumers-final.log"
         logs.append(final_log)
-        final = ConsumersProcess(env, final_log, instance_id="crash")
+        final = consumers_process(env, final_log, instance_id="crash")
 
         async def all_applied() -> bool:
             return bool(
@@ -322,9 +321,9 @@ async def test_kill_9_in_the_middle_of_a_batch_applies_every_effect_exactly_once
         await asyncio.to_thread(feeder.send, producer, MID_BATCH_BURST)
         log = tmp_path / f"consumers-{i}.log"
         logs.append(log)
-        process = ConsumersProcess(env, log, instance_id="midbatch")
+        process = consumers_process(env, log, instance_id="midbatch")
 
-        async def ended_or_caught_up(process: ConsumersProcess = process) -> bool:
+        async def ended_or_caught_up(process: Process = process) -> bool:
             return not process.alive() or await all_applied()
 
         await wait_until(ended_or_caught_up, timeout_s=60, what="a mid-batch kill or the end")
@@ -335,7 +334,7 @@ async def test_kill_9_in_the_middle_of_a_batch_applies_every_effect_exactly_once
 
     final_log = tmp_path / "consumers-final.log"
     logs.append(final_log)
-    final = ConsumersProcess(settings_env(s), final_log, instance_id="midbatch")
+    final = consumers_process(settings_env(s), final_log, instance_id="midbatch")
     await wait_until(all_applied, timeout_s=120, what=f"{expected.total} events applied")
     await asyncio.sleep(1.0)  # let it commit its offsets and find nothing more
     assert final.terminate(30) == 0, _read(final_log)[-3000:]

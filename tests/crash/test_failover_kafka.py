@@ -21,19 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.local_kafka import KafkaCluster
 from core.settings import Settings
-from tests.cluster_support import (
+from tests.support.cluster import (
     consumed_everything,
     restart_node,
     wait_for,
 )
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     wait_all_published,
     writing,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 ROUNDS = int(os.environ.get("CONNECTIN_FAILOVER_ROUNDS", "1"))
 TRANSACTION_STATE_PARTITIONS = 10  # transaction.state.log.num.partitions of the cluster

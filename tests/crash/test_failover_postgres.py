@@ -26,11 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from migrations import upgrade
-from tests.api_support import api_client, bearer, user_with_token
-from tests.cluster_support import OwnPostgres, consumed_everything, wait_for
-from tests.conftest import TABLES, isolate
-from tests.kafka_support import assert_exactly_once_in_order, read_committed, wait_all_published
-from tests.process_support import Process, settings_env
+from tests.support.api import api_client, bearer, user_with_token
+from tests.support.cluster import OwnPostgres, consumed_everything, wait_for
+from tests.support.database import truncate_all
+from tests.support.kafka import (
+    assert_exactly_once_in_order,
+    isolate,
+    read_committed,
+    wait_all_published,
+)
+from tests.support.processes import Process, settings_env
 
 pytestmark = pytest.mark.failover
 
@@ -84,9 +89,8 @@ async def test_postgres_sigkill_under_api_writes(
     await asyncio.to_thread(upgrade, database.url)
     s = isolate(replace(settings, database=database), "pgkill")
     engine = create_engine(s.database, application_name="tests")
-    async with engine.begin() as conn:
-        # The cluster is shared with the outage tests: start from empty tables.
-        await conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    # The cluster is shared with the outage tests: start from empty tables.
+    await truncate_all(engine)
     relay = Process("relay", settings_env(s, RELAY_LOCK_CHECK_MS="200"))
     consumers = Process("consumers", settings_env(s))
     attempts: list[Attempt] = []

@@ -19,20 +19,21 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import api_client, register
-from tests.stripe_support import (
+from tests.support.api import api_client, register
+from tests.support.consumers import wait_until
+from tests.support.payments import (
     WEBHOOK_PATH,
     count,
     event_body,
-    free_port,
     intent_object,
     payment_settings,
+    payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
     served_api,
     signed_headers,
 )
-from tests.test_consumers_support import wait_until
+from tests.support.ports import free_port
 
 INTENTS = 10
 FAST_S = 1.0
@@ -79,7 +80,7 @@ async def test_webhooks_are_stored_while_kafka_is_down_and_flow_once_it_is_back(
     started = time.monotonic()
     async with running_pipeline(s, clean_db):
         await wait_until(lambda: _all_succeeded(clean_db), 60, "payments applied")
-        await wait_until(lambda: _consumed(clean_db), 30, "payment.processed consumed")
+        await wait_until(lambda: payments_consumed(clean_db, s), 30, "payment.processed consumed")
     print(f"backlog drained and applied in {time.monotonic() - started:.1f}s")
     assert await count(clean_db, "outbox", "published_at IS NULL") == 0
     processed = await asyncio.to_thread(processed_events_in_kafka, s)
@@ -90,8 +91,3 @@ async def test_webhooks_are_stored_while_kafka_is_down_and_flow_once_it_is_back(
 
 async def _all_succeeded(engine: AsyncEngine) -> bool:
     return await count(engine, "payments", "status = 'succeeded'") == INTENTS
-
-
-async def _consumed(engine: AsyncEngine) -> bool:
-    produced = await count(engine, "outbox", "topic LIKE 'payment-events%'")
-    return await count(engine, "processed_events", "consumer = 'payments'") == produced

@@ -21,14 +21,14 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     wait_all_published,
     writing,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 ITERATIONS = int(os.environ.get("CONNECTIN_CRASH_ITERATIONS", "20"))
 SEED = int(os.environ.get("CONNECTIN_CRASH_SEED") or random.SystemRandom().randrange(2**31))

@@ -19,17 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from relay.outbox_store import OutboxRow
 from relay.producer import ProducerFenced, ShardProducer
-from tests.cluster_support import wait_for
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.cluster import wait_for
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     shards_by_pid,
     wait_all_published,
     write_events,
     writing,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 LEASE_TIMEOUT_MS = 3000
 LOCK_CHECK_MS = 300

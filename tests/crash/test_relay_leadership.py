@@ -12,16 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     shards_by_pid,
     wait_all_published,
     write_events,
     writing,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 
 async def until(engine: AsyncEngine, s: Settings, want: list[int], timeout_s: float) -> list[int]:

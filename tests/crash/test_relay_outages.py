@@ -19,15 +19,15 @@ from cli.local_kafka import KafkaCluster
 from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from migrations import upgrade
-from tests.cluster_support import OwnPostgres, log_to, wait_for
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.cluster import OwnPostgres, log_to, wait_for
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     wait_all_published,
     writing,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 pytestmark = pytest.mark.failover
 

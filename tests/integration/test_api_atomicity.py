@@ -7,7 +7,7 @@ transactions) would leave rows behind and fail these tests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -17,10 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import api.events
 from core.outbox import NewEvent, StoredEvent, enqueue
-from core.settings import Settings
-from tests.api_support import (
+from tests.support.api import (
     PASSWORD,
-    api_client,
     bearer,
     register,
     row_counts,
@@ -30,12 +28,6 @@ from tests.api_support import (
 
 class InjectedFailure(RuntimeError):
     pass
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 Write = Callable[[httpx.AsyncClient, dict[str, Any]], Awaitable[httpx.Response]]

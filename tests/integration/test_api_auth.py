@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import issue_token
 from core.settings import Settings
-from tests.api_support import (
+from tests.support.api import (
     PASSWORD,
     api_client,
     bearer,
@@ -25,12 +25,6 @@ from tests.api_support import (
     row_counts,
     user_with_token,
 )
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 async def test_register_stores_an_argon2id_hash_with_owasp_parameters(

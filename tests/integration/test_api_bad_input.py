@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import PASSWORD, api_client, bearer, row_counts
+from tests.support.api import PASSWORD, bearer, row_counts
 
 
 @dataclass(frozen=True)
@@ -216,12 +216,6 @@ CASES: dict[str, Case] = {
     "notifications: no token": Case("POST", "/api/v1/notifications/read-all", None, None, 401),
     "unknown path": Case("GET", "/api/v1/nothing-here", None, "alice", 404),
 }
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ requests are unaffected. The cookie is Secure outside development."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import DEVELOPMENT, Settings
-from tests.api_support import BASE_URL, PASSWORD, api_client, bearer, register, row_counts
+from tests.support.api import BASE_URL, PASSWORD, api_client, bearer, register, row_counts
 
 PROJECTS = "/api/v1/projects"
 READ_ALL = "/api/v1/notifications/read-all"
@@ -22,16 +21,8 @@ BODY = json.dumps({"title": "via cookie"}).encode()
 
 
 @pytest.fixture
-def csrf_settings(settings: Settings) -> Settings:
+def api_settings(settings: Settings) -> Settings:
     return replace(settings, api=replace(settings.api, cors_origins=(ALLOWED,)))
-
-
-@pytest.fixture
-async def client(
-    csrf_settings: Settings, clean_db: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(csrf_settings) as c:
-        yield c
 
 
 async def cookie_login(client: httpx.AsyncClient) -> str:

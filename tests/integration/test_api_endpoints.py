@@ -3,7 +3,6 @@ OpenAPI, metrics and CORS."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -13,13 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import PASSWORD, api_client, bearer, user_with_token
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
+from tests.support.api import PASSWORD, api_client, bearer, user_with_token
 
 
 async def _users(client: httpx.AsyncClient, n: int) -> list[tuple[dict[str, Any], dict[str, str]]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.envelope import ENVELOPE_FIELDS, Envelope
 from core.outbox import shard_of
 from core.settings import Settings
-from tests.api_support import PASSWORD, api_client, bearer, outbox_rows, register
+from tests.support.api import PASSWORD, bearer, outbox_rows, register
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 HEADER_NAMES = {
@@ -29,12 +28,6 @@ HEADER_NAMES = {
     "ce_type",
     "ce_time",
 }
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 async def _every_event(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ from core.db import session_factory
 from core.envelope import event_key
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
-from tests.api_support import api_client, bearer, user_with_token
+from tests.support.api import bearer, user_with_token
 
 Writer = Callable[[AsyncSession, NewEvent], Awaitable[None]]
 
@@ -204,12 +204,6 @@ async def test_early_insert_late_commit_is_serialized_by_the_sequence_row(
     rows = await _rows(clean_db, event_key("project", aggregate_id))
     assert len(rows) == 2
     assert _id_order_matches_commit_order(rows, committed) is serialized
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 async def test_concurrent_applications_through_the_api_keep_the_project_key_gapless(

@@ -20,7 +20,7 @@ from consumers.handlers import users
 from consumers.registry import HandlerContext, HandlerGroup, Registry
 from core.dead_letters import list_dead_letters, replay
 from core.settings import Settings
-from tests.test_consumers_support import (
+from tests.support.consumers import (
     Record,
     consumer_settings,
     create_users,
@@ -32,9 +32,9 @@ from tests.test_consumers_support import (
     rows,
     running_consumers,
     scalar,
-    settings_env,
     wait_until,
 )
+from tests.support.processes import settings_env
 
 ANOMALY_KINDS = ("gap", "regression", "late_start")
 CONSUMERS = ("users", "projects")

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.lifecycle import StopSignal
 from core.settings import Settings
 from relay.service import Relay
-from tests.api_support import api_client, bearer, login, register
-from tests.test_consumers_support import consumer_settings, running_consumers
+from tests.support.api import api_client, bearer, login, register
+from tests.support.consumers import consumer_settings, running_consumers
 
 WARM_UP_S = 30.0
 VISIBLE_WITHIN_S = 10.0

@@ -13,7 +13,7 @@ from consumers.reader import group_id
 from consumers.registry import HandlerContext, HandlerGroup, Registry
 from core.outbox import NewEvent
 from core.settings import Settings
-from tests.test_consumers_support import (
+from tests.support.consumers import (
     committed_offsets,
     consumer_settings,
     create_users,

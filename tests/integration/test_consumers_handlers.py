@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.test_consumers_support import (
+from tests.support.consumers import (
     consumer_settings,
     create_users,
     ensure_event_topics,

@@ -15,7 +15,7 @@ from consumers.registry import HandlerContext, HandlerGroup, Registry
 from consumers.service import ConsumerService
 from core.lifecycle import StopSignal
 from core.settings import Settings
-from tests.test_consumers_support import (
+from tests.support.consumers import (
     TxProducer,
     consumer_settings,
     ensure_event_topics,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.test_consumers_support import (
+from tests.support.consumers import (
     Record,
     consumer_settings,
     create_users,

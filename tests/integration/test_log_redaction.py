@@ -17,21 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.logging import redact_text
 from core.settings import Settings
-from tests.api_support import PASSWORD
-from tests.process_support import api_process, settings_env
-from tests.stripe_support import (
+from tests.support.api import PASSWORD
+from tests.support.payments import (
     LocalStripe,
     count,
-    free_port,
-    localstripe,  # noqa: F401  (fixture)
     payment_settings,
 )
+from tests.support.ports import free_port
+from tests.support.processes import api_process, settings_env
 
 
 async def test_debug_logs_of_a_real_stripe_call_hold_no_secret(
     settings: Settings,
     clean_db: AsyncEngine,
-    localstripe: LocalStripe,  # noqa: F811
+    localstripe: LocalStripe,
     tmp_path: Path,
 ) -> None:
     s = payment_settings(settings, "redact", localstripe.base_url)

@@ -10,8 +10,8 @@ import pytest
 
 from core.metrics_server import EXIT_PORT_TAKEN
 from core.settings import Settings
-from tests.conftest import isolate
-from tests.process_support import Process, settings_env
+from tests.support.kafka import isolate
+from tests.support.processes import Process, settings_env
 
 
 @pytest.fixture

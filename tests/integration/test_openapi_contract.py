@@ -20,10 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from api.openapi import ROUTE_STATUSES
 from core.settings import DEVELOPMENT, Settings
-from tests.api_support import PASSWORD, api_client
-from tests.stripe_support import (
+from tests.support.api import PASSWORD, api_client
+from tests.support.payments import (
     LocalStripe,
-    localstripe,  # noqa: F401  (fixture)
     payment_settings,
     served_api,
 )
@@ -94,7 +93,7 @@ async def user_token(base: str) -> str:
 
 
 @pytest.fixture
-def contract_settings(settings: Settings, localstripe: LocalStripe) -> Settings:  # noqa: F811
+def contract_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
     s = payment_settings(settings, "contract", localstripe.base_url)
     return replace(s, api=replace(s.api, ops_token=secrets.token_urlsafe(32)))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
@@ -15,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import issue_token
 from core.settings import Settings
-from tests.api_support import api_client, bearer
-from tests.kafka_support import read_committed
-from tests.test_ops_support import (
+from tests.support.api import api_client, bearer
+from tests.support.kafka import read_committed
+from tests.support.ops import (
     add_dead_letter,
     add_outbox_rows,
     create_topic,
@@ -42,9 +41,8 @@ def ops_settings(settings: Settings, token: str = TOKEN) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(ops_settings(settings)) as c:
-        yield c
+def api_settings(settings: Settings) -> Settings:
+    return ops_settings(settings)
 
 
 def _refusals(settings: Settings) -> dict[str, dict[str, str]]:

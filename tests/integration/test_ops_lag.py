@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from core.status import StatusCollector
 from core.status.model import GroupStatus
-from tests.conftest import isolate
-from tests.test_ops_support import commit_offsets, create_topic, produce, with_thresholds
+from tests.support.kafka import isolate
+from tests.support.ops import commit_offsets, create_topic, produce, with_thresholds
 
 
 def _group(groups: tuple[GroupStatus, ...], consumer: str) -> GroupStatus:

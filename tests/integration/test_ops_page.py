@@ -5,7 +5,6 @@ draws the lag chart. Leaves a screenshot in artifacts/ops-page.png."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from core.settings import Settings
-from tests.conftest import isolate
-from tests.test_ops_support import (
+from tests.support import REPO
+from tests.support.kafka import isolate
+from tests.support.ops import (
     add_dead_letter,
     add_outbox_rows,
     commit_offsets,
@@ -30,9 +30,10 @@ from tests.test_ops_support import (
     produce,
     with_thresholds,
 )
+from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parent.parent / "artifacts" / "ops-page.png"
+SCREENSHOT = REPO / "artifacts" / "ops-page.png"
 TOKEN = "page-test-token-41d7"
 # Never fetch anything: no component updates, no sync, no field trials phoning home.
 CHROMIUM_ARGS = [
@@ -51,17 +52,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free local port, in a thread of its own."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )

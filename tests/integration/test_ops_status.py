@@ -19,8 +19,7 @@ from cli.status import status
 from core.settings import Settings
 from core.status import StatusCollector
 from core.status.verdict import duration
-from tests.process_support import settings_env
-from tests.test_ops_support import (
+from tests.support.ops import (
     add_dead_letter,
     add_outbox_rows,
     db_backlog,
@@ -28,6 +27,7 @@ from tests.test_ops_support import (
     status_env,
     with_thresholds,
 )
+from tests.support.processes import settings_env
 
 
 def _cli() -> typer.Typer:

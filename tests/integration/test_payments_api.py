@@ -4,7 +4,6 @@ errors as clear 4xx/502 JSON errors with nothing written, bad input refused."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cli.service_common import CACHE_DIR
 from cli.up import LOCALSTRIPE_STATE, platform_processes
 from core.settings import Settings
-from tests.api_support import PASSWORD, api_client, bearer, register, user_with_token
-from tests.stripe_support import (
+from tests.support.api import PASSWORD, api_client, bearer, register, user_with_token
+from tests.support.payments import (
     LocalStripe,
     count,
-    free_port,
-    localstripe,  # noqa: F401  (fixture)
-    payment_settings,
     stripe_client,
 )
+from tests.support.ports import free_port
 
 INTENT = "/api/v1/payments/create-payment-intent"
 CUSTOMER = "/api/v1/payments/create-customer"
@@ -33,14 +30,8 @@ SUBSCRIPTION = "/api/v1/payments/create-subscription"
 
 
 @pytest.fixture
-async def ls_settings(settings: Settings, localstripe: LocalStripe) -> Settings:  # noqa: F811
-    return payment_settings(settings, "api", localstripe.base_url)
-
-
-@pytest.fixture
-async def client(ls_settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(ls_settings) as c:
-        yield c
+def api_settings(ls_settings: Settings) -> Settings:
+    return ls_settings
 
 
 async def payment_rows(engine: AsyncEngine) -> dict[str, int]:
@@ -291,7 +282,7 @@ def _file_holds(path: Path, needle: str) -> bool:
 async def test_each_localstripe_keeps_its_state_in_a_file_of_its_own(
     client: httpx.AsyncClient,
     clean_db: AsyncEngine,
-    localstripe: LocalStripe,  # noqa: F811
+    localstripe: LocalStripe,
 ) -> None:
     """localstripe's own default is one /tmp/localstripe.pickle for every server on the
     machine (cli/localstripe_server.py)."""

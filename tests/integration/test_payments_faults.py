@@ -14,14 +14,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import api_client, bearer, user_with_token
-from tests.stripe_support import (
+from tests.support.api import api_client, bearer, user_with_token
+from tests.support.payments import (
     WEBHOOK_PATH,
     LocalStripe,
     count,
     event_body,
     intent_object,
-    localstripe,  # noqa: F401  (fixture)
     payment_settings,
     signed_headers,
 )
@@ -90,7 +89,7 @@ PAYMENT_EVENT = "NEW.topic LIKE 'payment-events%'"
 async def test_a_payment_write_that_fails_half_way_leaves_nothing(
     settings: Settings,
     clean_db: AsyncEngine,
-    localstripe: LocalStripe,  # noqa: F811
+    localstripe: LocalStripe,
     route: str,
     body: dict[str, object] | None,
     table: str,

@@ -16,19 +16,19 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.api_support import PASSWORD, register
-from tests.stripe_support import (
+from tests.support.api import PASSWORD, register
+from tests.support.consumers import wait_until
+from tests.support.payments import (
     LocalStripe,
     count,
-    localstripe,  # noqa: F401  (fixture)
     payment_settings,
+    payments_consumed,
     processed_events_in_kafka,
     register_webhook,
     running_pipeline,
     served_api,
     stripe_client,
 )
-from tests.test_consumers_support import wait_until
 
 APPLIED_WITHIN_S = 60.0
 
@@ -59,7 +59,7 @@ async def listed(http: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
 async def test_one_off_payment_from_intent_to_payment_processed(
     settings: Settings,
     clean_db: AsyncEngine,
-    localstripe: LocalStripe,  # noqa: F811
+    localstripe: LocalStripe,
 ) -> None:
     s = browser_over_http(payment_settings(settings, "flow-pi", localstripe.base_url))
     async with (
@@ -122,7 +122,7 @@ async def test_one_off_payment_from_intent_to_payment_processed(
 async def test_subscription_from_creation_to_its_paid_invoice(
     settings: Settings,
     clean_db: AsyncEngine,
-    localstripe: LocalStripe,  # noqa: F811
+    localstripe: LocalStripe,
 ) -> None:
     s = browser_over_http(payment_settings(settings, "flow-sub", localstripe.base_url))
     async with (
@@ -162,7 +162,7 @@ async def test_subscription_from_creation_to_its_paid_invoice(
             lambda: _stored(clean_db, 4), 30, "subscription, invoice and intent events stored"
         )
         await wait_until(lambda: _published(clean_db), 30, "everything published")
-        await wait_until(lambda: _consumed(clean_db), 30, "everything consumed")
+        await wait_until(lambda: payments_consumed(clean_db, s), 30, "everything consumed")
 
     sub_row = await count(
         clean_db, "subscriptions", "subscription_id = :id AND status = 'active'", id=subscription_id
@@ -187,8 +187,3 @@ async def _stored(engine: AsyncEngine, at_least: int) -> bool:
         "'payment_intent.succeeded'"
     )
     return await count(engine, "stripe_events", f"event_type IN ({types})") >= at_least
-
-
-async def _consumed(engine: AsyncEngine) -> bool:
-    payment_events = await count(engine, "outbox", "topic LIKE 'payment-events%'")
-    return await count(engine, "processed_events", "consumer = 'payments'") == payment_events

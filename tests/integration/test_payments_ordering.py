@@ -15,19 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.handlers.payments import PAYMENT, SUBSCRIPTION
 from core.settings import Settings
-from tests.api_support import api_client, register
-from tests.stripe_support import (
+from tests.support.api import api_client, register
+from tests.support.consumers import wait_until
+from tests.support.payments import (
     WEBHOOK_PATH,
     count,
     event_body,
     intent_object,
     payment_settings,
+    payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
     signed_headers,
     subscription_object,
 )
-from tests.test_consumers_support import wait_until
 
 T = 1_790_000_000
 
@@ -158,7 +159,7 @@ async def test_reversed_and_repeated_deliveries_never_move_state_backwards(
     assert await count(clean_db, "stripe_events") == len(deliveries)
 
     async with running_pipeline(s, clean_db):
-        await wait_until(lambda: _all_consumed(clean_db), 60, "every event consumed")
+        await wait_until(lambda: payments_consumed(clean_db, s), 60, "every event consumed")
 
     assert await _states(clean_db, "payments", "payment_intent_id") == {
         "pi_paid": "succeeded",
@@ -180,12 +181,6 @@ async def test_reversed_and_repeated_deliveries_never_move_state_backwards(
         "pi_tie",
     ]
     assert await count(clean_db, "notifications", "kind = 'payment.succeeded'") == 4
-
-
-async def _all_consumed(engine: AsyncEngine) -> bool:
-    produced = await count(engine, "outbox", "topic LIKE 'payment-events%'")
-    consumed = await count(engine, "processed_events", "consumer = 'payments'")
-    return produced > 0 and consumed == produced
 
 
 async def _states(engine: AsyncEngine, table: str, column: str) -> dict[str, str]:

@@ -16,20 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.payments.webhook import WEBHOOK_MAX_BYTES
 from core.settings import Settings
-from tests.api_support import api_client, register
-from tests.stripe_support import (
+from tests.support.api import api_client, register
+from tests.support.consumers import wait_until
+from tests.support.payments import (
     WEBHOOK_PATH,
     count,
     event_body,
     intent_object,
     payment_settings,
+    payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
     signature,
     signed_headers,
     status_of,
 )
-from tests.test_consumers_support import wait_until
 
 OLD_SECRET = "whsec_previous_secret_being_rotated_out"
 
@@ -180,7 +181,9 @@ async def test_same_event_50_times_concurrently_is_stored_and_applied_once(
         )
         # The stored event and the payment.processed it caused, both consumed once.
         await wait_until(
-            lambda: _consumed(clean_db, 2), 30, "payment.processed published and consumed"
+            lambda: payments_consumed(clean_db, s, events=2),
+            30,
+            "payment.processed published and consumed",
         )
     assert await count(clean_db, "payments") == 1
     assert await count(clean_db, "notifications", "kind = 'payment.succeeded'") == 1
@@ -191,7 +194,3 @@ async def test_same_event_50_times_concurrently_is_stored_and_applied_once(
 
 async def _is(engine: AsyncEngine, intent_id: str, status: str) -> bool:
     return await status_of(engine, "payments", "payment_intent_id", intent_id) == status
-
-
-async def _consumed(engine: AsyncEngine, events: int) -> bool:
-    return await count(engine, "processed_events", "consumer = 'payments'") == events

@@ -14,14 +14,14 @@ from core.lifecycle import StopSignal
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from relay.service import Relay
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     wait_all_published,
     write_events,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 
 @asynccontextmanager

@@ -18,16 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import drop_database, recreate_database
 from core.settings import DatabaseSettings, Settings
 from migrations import upgrade
-from tests.api_support import PASSWORD, api_client, row_counts
+from tests.support.api import PASSWORD, row_counts
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
-
-
-@pytest.fixture
-async def client(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as c:
-        yield c
 
 
 async def sign_up(

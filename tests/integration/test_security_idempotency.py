@@ -7,7 +7,6 @@ failed is released at once; one whose owner died is taken over after its lease."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -20,15 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.payments import claims, intents
 from api.payments.idempotency import idempotency_key
 from core.settings import Settings
-from tests.api_support import api_client, bearer, user_with_token
-from tests.stripe_support import (
-    LocalStripe,
+from tests.support.api import api_client, bearer, user_with_token
+from tests.support.payments import (
     count,
-    free_port,
-    localstripe,  # noqa: F401  (fixture)
-    payment_settings,
     stripe_client,
 )
+from tests.support.ports import free_port
 
 INTENT = "/api/v1/payments/create-payment-intent"
 CUSTOMER = "/api/v1/payments/create-customer"
@@ -36,14 +32,8 @@ SUBSCRIPTION = "/api/v1/payments/create-subscription"
 
 
 @pytest.fixture
-async def ls_settings(settings: Settings, localstripe: LocalStripe) -> Settings:  # noqa: F811
-    return payment_settings(settings, "idem", localstripe.base_url)
-
-
-@pytest.fixture
-async def client(ls_settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(ls_settings) as c:
-        yield c
+def api_settings(ls_settings: Settings) -> Settings:
+    return ls_settings
 
 
 async def written(engine: AsyncEngine) -> dict[str, int]:

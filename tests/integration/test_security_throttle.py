@@ -27,9 +27,9 @@ from api.app import create_app
 from api.client_address import client_address
 from api.ratelimit import PURGE_BATCH, LoginThrottle
 from core.settings import ApiSettings, Settings
-from tests.api_support import BASE_URL, PASSWORD, register, row_counts, running
-from tests.process_support import api_process, settings_env
-from tests.stripe_support import free_port
+from tests.support.api import BASE_URL, PASSWORD, register, row_counts, running
+from tests.support.ports import free_port
+from tests.support.processes import api_process, settings_env
 
 LOGIN = "/api/v1/auth/login"
 

@@ -17,9 +17,8 @@ from aiokafka.errors import UnsupportedCodecError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.conftest import isolate
-from tests.kafka_support import wait_all_published, write_events
-from tests.process_support import Process, settings_env
+from tests.support.kafka import isolate, wait_all_published, write_events
+from tests.support.processes import Process, settings_env
 
 SEED_CODECS = ("none", "gzip")
 

@@ -1,7 +1,7 @@
-"""Helpers shared by the tests/test_api_*.py modules (this module holds no tests).
-
-The app runs in the test's own event loop behind httpx's ASGI transport, so tests can
-send truly concurrent requests; its lifespan creates and disposes its engine.
+"""The API in the test's own event loop behind httpx's ASGI transport, so tests can
+send truly concurrent requests; its lifespan creates and disposes its engine. The
+`client` fixture serves the app on `api_settings`, which a module overrides to change
+them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httpx
+import pytest
 from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +67,19 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=cast(Any, app))
     async with running(app), httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
         yield client
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    """The settings the `client` fixture's app runs on."""
+    return settings
+
+
+@pytest.fixture
+async def client(api_settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on `api_settings`, on an empty schema."""
+    async with api_client(api_settings) as c:
+        yield c
 
 
 def bearer(token: str) -> dict[str, str]:

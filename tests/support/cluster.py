@@ -9,43 +9,25 @@ import asyncio
 import contextlib
 import os
 import pwd
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.local_kafka import KafkaCluster
-from cli.service_common import ServiceError, wait_until
+from cli.service_common import wait_until
 from core.settings import Settings
+from tests.support.ports import free_ports
 
 PG_BIN = Path("/usr/lib/postgresql")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports nobody listens on."""
-    for _ in range(200):
-        base = random.randrange(20_000, 40_000)
-        if all(_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 def log_to(path: Path) -> Callable[[str], None]:
@@ -225,19 +207,6 @@ def stop_own_postgres(pg: OwnPostgres) -> None:
     shutil.rmtree(pg.data.parent, ignore_errors=True)
 
 
-__all__ = [
-    "OwnPostgres",
-    "ServiceError",
-    "free_ports",
-    "restart_node",
-    "start_kafka_cluster",
-    "start_own_postgres",
-    "stop_kafka_cluster",
-    "stop_own_postgres",
-    "wait_for",
-]
-
-
 async def event_ids_by(engine: AsyncEngine, table: str, column: str) -> dict[str, set[str]]:
     """The event ids of `table` grouped by `column`."""
     async with engine.connect() as conn:
@@ -278,3 +247,24 @@ async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout_s: f
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
         await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """A 3-node Kafka cluster of the failover tests' own (free ports, temporary
+    directory): they kill its nodes. Stopped and deleted at the end, whatever happens."""
+    cluster = start_kafka_cluster(3)
+    try:
+        yield cluster
+    finally:
+        stop_kafka_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A Postgres cluster of the failover tests' own, which they SIGKILL."""
+    pg = start_own_postgres()
+    try:
+        yield pg
+    finally:
+        stop_own_postgres(pg)

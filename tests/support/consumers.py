@@ -1,21 +1,17 @@
 """Helpers for the consumer tests: real envelopes produced transactionally to the real
-topics, the consumers run in-process or as a killable subprocess, and row counts."""
+topics, the consumers run in-process (tests.support.processes runs them as a killable
+subprocess), and row counts."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -30,11 +26,7 @@ from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
 from core.lifecycle import StopSignal
 from core.settings import Settings
 from core.topics import TopicSpec, ensure_topics
-from tests.conftest import isolate
-from tests.kafka_support import Raw, read_raw
-from tests.process_support import Process
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.kafka import Raw, isolate, read_raw
 
 
 def consumer_settings(
@@ -238,48 +230,3 @@ def end_offsets(s: Settings, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
-
-
-def settings_env(s: Settings, **extra: str) -> dict[str, str]:
-    """The environment that makes Settings.from_env() rebuild `s` in a subprocess."""
-    return {**os.environ, **s.to_env(), "LOG_LEVEL": "INFO", **extra}
-
-
-class ConsumersProcess:
-    """`python -m consumers` as a subprocess, its output kept in a log file. Registered
-    with the processes the autouse fixture kills, so a failing test leaves none behind."""
-
-    module = "consumers"
-
-    def __init__(self, env: dict[str, str], log_path: Path, instance_id: str) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "consumers", "--instance-id", instance_id],
-            env=env,
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        Process.started.append(self)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        """kill -9: no cleanup, no flush, no offset commit."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(10)
-        self._log.close()
-
-    def terminate(self, timeout_s: float = 30) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        code = self.popen.wait(timeout_s)
-        self._log.close()
-        return code

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -21,6 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from core.leadership import lock_namespace
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
+
+
+def isolate(settings: Settings, tag: str) -> Settings:
+    """Settings with topics and transactional ids of their own, for tests that count
+    what lands in Kafka."""
+    return replace(settings, kafka=settings.kafka.namespaced(f"{tag}-{uuid.uuid4().hex[:6]}"))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +36,12 @@ from api.payments.client import build_client
 from core.lifecycle import StopSignal
 from core.settings import Settings
 from relay.service import Relay
-from tests.kafka_support import Published, read_committed
-from tests.test_consumers_support import consumer_settings, running_consumers
+from tests.support.consumers import consumer_settings, running_consumers
+from tests.support.kafka import Published, read_committed
+from tests.support.ports import free_port
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
 START_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -112,6 +105,12 @@ def payment_settings(settings: Settings, tag: str, stripe_base: str = "") -> Set
             s.stripe, api_base=stripe_base, webhook_secret=f"whsec_{secrets.token_hex(16)}"
         ),
     )
+
+
+@pytest.fixture
+def ls_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
+    """payment_settings on this test's localstripe."""
+    return payment_settings(settings, "payments", localstripe.base_url)
 
 
 @asynccontextmanager
@@ -261,3 +260,11 @@ def processed_events_in_kafka(s: Settings) -> list[Published]:
     """Every committed `payment.processed` on the payment topic (read_committed)."""
     published = read_committed(s, [s.kafka.topics.payment])
     return [p for p in published if p.envelope["event_type"] == "payment.processed"]
+
+
+async def payments_consumed(engine: AsyncEngine, s: Settings, events: int | None = None) -> bool:
+    """The payment consumer applied every event the outbox holds for `s`'s payment
+    topic, and there is at least one (with `events`: exactly that many)."""
+    produced = await count(engine, "outbox", "topic = :topic", topic=s.kafka.topics.payment)
+    consumed = await count(engine, "processed_events", "consumer = 'payments'")
+    return produced > 0 and consumed == produced and events in (None, produced)

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import httpx
+import pytest
 
 from core.settings import Settings
 
@@ -29,26 +30,13 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-class Reapable(Protocol):
-    """Anything a test starts that must not outlive it."""
-
-    module: str
-
-    @property
-    def pid(self) -> int: ...
-
-    def alive(self) -> bool: ...
-
-    def kill(self) -> None: ...
-
-
 class Process:
     """A platform process whose output goes to a log file kept for failure reports.
 
-    Every instance is remembered so an autouse fixture (tests/conftest.py) can kill
-    whatever a failing test left running."""
+    Every instance is remembered so an autouse fixture (`no_leftover_processes`) can
+    kill whatever a failing test left running."""
 
-    started: ClassVar[list[Reapable]] = []
+    started: ClassVar[list[Process]] = []
 
     @classmethod
     def kill_leftovers(cls) -> list[str]:
@@ -65,13 +53,17 @@ class Process:
         env: dict[str, str],
         log_dir: Path | None = None,
         argv: list[str] | None = None,
+        log_path: Path | None = None,
     ) -> None:
-        """`python -m module`, or `argv` (then `module` only names it)."""
+        """`python -m module`, or `argv` (then `module` only names it). Output goes to
+        `log_path` (appended) when given, else to a new file in `log_dir`."""
         self.module = module
-        directory = log_dir or Path(tempfile.mkdtemp(prefix="connectin-"))
-        directory.mkdir(parents=True, exist_ok=True)
-        self.log_path = directory / f"{module}-{os.getpid()}-{id(self)}.log"
-        self._log = self.log_path.open("wb")
+        if log_path is None:
+            directory = log_dir or Path(tempfile.mkdtemp(prefix="connectin-"))
+            directory.mkdir(parents=True, exist_ok=True)
+            log_path = directory / f"{module}-{os.getpid()}-{id(self)}.log"
+        self.log_path = log_path
+        self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             argv or [sys.executable, "-m", module],
             env=env,
@@ -111,6 +103,22 @@ class Process:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """A test that fails half-way must not leave a relay or consumer running: it would
+    keep working on (or against) the next tests' data."""
+    yield
+    Process.kill_leftovers()
+
+
+def consumers_process(env: dict[str, str], log_path: Path, instance_id: str) -> Process:
+    """`python -m consumers` with a static membership id, its output appended to
+    `log_path`, at INFO whatever the shell's LOG_LEVEL: the crash tests wait for and
+    count its log lines."""
+    argv = [sys.executable, "-m", "consumers", "--instance-id", instance_id]
+    return Process("consumers", {**env, "LOG_LEVEL": "INFO"}, argv=argv, log_path=log_path)
 
 
 @dataclass(frozen=True)

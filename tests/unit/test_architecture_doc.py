@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO as ROOT
+
 DOC = ROOT / "docs" / "architecture.md"
 SOURCES = ("api", "relay", "consumers", "core", "cli", "bench", "tests")
 

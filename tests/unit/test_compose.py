@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,8 @@ from typer.testing import CliRunner
 from cli.local_kafka import local_cluster, server_properties
 from cli.services import services_app
 from core.settings import Settings
+from tests.support import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = ("api", "relay", "consumers")
 ALL_SERVICES = {"postgres", "kafka", "migrate", *APP_SERVICES, "localstripe", "stripe-webhook"}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")

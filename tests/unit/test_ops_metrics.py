@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,8 +29,8 @@ from core.status.model import (
     StatusSnapshot,
 )
 from core.status.prometheus import METRICS, PREFIX, StatusMetrics, families
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "connectin.json"
 DOCS = REPO / "docs" / "metrics.md"
