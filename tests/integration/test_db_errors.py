@@ -99,7 +99,7 @@ CASES: list[tuple[Provoke, bool, str | None]] = [
 @pytest.fixture(autouse=True)
 async def drop_scratch_tables(engine: AsyncEngine) -> AsyncIterator[None]:
     """The tables two connections must share are real ones: gone after each test, so
-    the schema stays the migrations' (tests/test_migrations.py)."""
+    the schema stays the migrations' (tests/integration/test_migrations.py)."""
     yield
     async with engine.begin() as conn:
         await conn.exec_driver_sql("DROP TABLE IF EXISTS db_errors_ser, db_errors_lock")

@@ -1,4 +1,4 @@
-"""Helpers for the tests/test_ops_*.py modules (this module holds no tests): outbox and
+"""Helpers for the operator tests (tests/integration/test_ops_*.py): outbox and
 dead-letter rows written straight into Postgres with chosen ages, a fake relay that
 holds shard locks the way a real one does, and a consumer group with known offsets."""
 

@@ -1,4 +1,4 @@
-"""Helpers for the payment tests (this module holds no tests): a real localstripe
+"""Helpers for the payment tests: a real localstripe
 server per test, the API served over real HTTP (localstripe delivers its webhooks
 there), our Stripe client pointed at localstripe, and Stripe-signed deliveries.
 
