@@ -10,9 +10,8 @@ import signal
 
 import pytest
 
-import consumers.failpoints
-import relay.failpoints
 from consumers.failpoints import Failpoints as ConsumerFailpoints
+from relay.failpoints import POINTS as RELAY_POINTS
 from relay.failpoints import Failpoints as RelayFailpoints
 
 
@@ -23,14 +22,13 @@ def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     def kill(pid: int, sig: int) -> None:
         sent.append((pid, sig))
 
-    monkeypatch.setattr(relay.failpoints.os, "kill", kill)
-    monkeypatch.setattr(consumers.failpoints.os, "kill", kill)
+    monkeypatch.setattr(os, "kill", kill)
     return sent
 
 
 def test_an_empty_relay_spec_is_off(kills: list[tuple[int, int]]) -> None:
     points = RelayFailpoints("")
-    for point in relay.failpoints.POINTS:
+    for point in RELAY_POINTS:
         points.hit(point)
     assert points.point == "" and kills == []
 
