@@ -26,6 +26,7 @@ from core.settings import TEST, Settings
 from migrations import upgrade
 from tests.support.database import truncate_all
 
+# Every helper module, so a fixture defined in any of them reaches every test.
 pytest_plugins = (
     "tests.support.api",
     "tests.support.cluster",
