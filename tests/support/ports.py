@@ -24,10 +24,16 @@ def _free(port: int) -> bool:
     return True
 
 
+# Linux hands out ports from 32768 up to outgoing connections at any moment, so a
+# port found free there can be taken before the server binds it.
+EPHEMERAL_START = 32_768
+
+
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports nobody listens on."""
+    """The first of `count` consecutive ports nobody listens on, below the ephemeral
+    range."""
     for _ in range(200):
-        base = random.randrange(20_000, 40_000)
+        base = random.randrange(20_000, EPHEMERAL_START - count)
         if all(_free(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no {count} consecutive free ports found")
