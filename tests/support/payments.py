@@ -1,6 +1,6 @@
-"""Helpers for the payment tests: a real localstripe
-server per test, the API served over real HTTP (localstripe delivers its webhooks
-there), our Stripe client pointed at localstripe, and Stripe-signed deliveries.
+"""Helpers for the payment tests: a real localstripe server per test, the API served
+over real HTTP (localstripe delivers its webhooks there), our Stripe client pointed at
+localstripe, Stripe-signed deliveries, and whether the payment consumer caught up.
 
 localstripe is the only Stripe stand-in: our code talks to it through the stripe
 package exactly as it would talk to Stripe.
