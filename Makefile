@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CONNECTIN := $(BIN)/connectin
 SERVICES_ENV = eval "$$($(CONNECTIN) services env)"
 
-.PHONY: install browser services up test lint typecheck bench down clean
+.PHONY: install browser services up test test-unit lint typecheck bench down clean
 
 install: $(VENV)/.installed
 
@@ -42,9 +42,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy api relay consumers core cli devenv bench
 
+# tests/unit, then tests/integration and tests/crash (pyproject's testpaths order).
 test: lint typecheck browser services
 	@echo "make test: CONNECTIN_ENV=test (default secrets allowed; tests set their own)"
 	$(SERVICES_ENV) && CONNECTIN_ENV=test $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Seconds, and no services: neither started nor needed (tests/unit/conftest.py fails a
+# test that asks for one or connects anywhere).
+test-unit: install
+	@echo "make test-unit: CONNECTIN_ENV=test, tests/unit only, no services"
+	CONNECTIN_ENV=test $(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 bench: services
 	@echo "make bench: CONNECTIN_ENV=test (benchmarks start processes on the default secrets)"

@@ -5,7 +5,7 @@ success, and the JWT requirement on every operation. Here, once the routes exist
 every error response has our body (`api.errors`: `{error, detail, errors?}`), each
 operation lists every status it can answer, public operations carry no security
 requirement, and the operator endpoints name the operator token instead of the JWT.
-tests/test_openapi_contract.py runs schemathesis against the live app to hold this
+tests/integration/test_openapi_contract.py runs schemathesis against the live app to hold this
 true.
 
 The docs UI is served in development only: its pages load swagger-ui from a public

@@ -75,7 +75,7 @@ def shard_of(key: str, shards: int) -> int:
 # and only then returns the next sequence; the outbox id is drawn after that, when the
 # INSERT reads the row from `seq`. So per key, ids and sequences follow commit order
 # (architecture invariant 2). A pg_advisory_xact_lock on the key used to come first; a
-# control with only that lock removed (tests/test_api_order.py) kept every ordering
+# control with only that lock removed (tests/integration/test_api_order.py) kept every ordering
 # test green, so it was redundant and is gone. The sequence lives in its own table so
 # retention can delete old events without a key ever reusing a number.
 _ENQUEUE = text(

@@ -18,9 +18,9 @@ MIN_SECRET_BYTES = 32
 # leave at least 24 random characters, the length of Stripe's shortest (oldest) keys.
 STRIPE_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 
-# Every default value written in this repository for the four secrets; tests/
-# test_secrets.py fails when a new one appears in compose.yaml, README or tests and is
-# not refused here.
+# Every default value written in this repository for the four secrets;
+# tests/unit/test_secrets.py fails when a new one appears in compose.yaml, README or
+# tests and is not refused here.
 PUBLISHED_DEFAULTS = frozenset(
     {
         Settings().auth.jwt_secret,

@@ -5,7 +5,7 @@ compose services when a Docker engine answers, else runs them locally (Debian's
 PostgreSQL, Kafka's jars on Java). It records what it started under
 `.cache/services/` so `stop` stops only that. The API-write benchmark calls
 `stop_kafka`/`start_kafka` to take the broker away mid-run; the failover tests run
-servers of their own (tests/cluster_support.py) instead of touching these.
+servers of their own (tests/support/cluster.py) instead of touching these.
 """
 
 from __future__ import annotations

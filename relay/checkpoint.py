@@ -56,7 +56,8 @@ class Checkpoint:
     def decode(cls, raw: bytes, offset: int) -> Checkpoint:
         doc = json.loads(raw)
         version = doc.get("v")
-        if version not in READABLE_VERSIONS:
+        # `True == 1` in Python: a JSON true must not pass for version 1.
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise ValueError(
                 f"checkpoint at offset {offset} has version {version!r}; this relay reads"
                 f" {READABLE_VERSIONS}: a newer relay wrote it, let one of those lead"

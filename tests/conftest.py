@@ -1,4 +1,5 @@
-"""Real Postgres and Kafka for every test (no fakes of our own database or broker).
+"""Real Postgres and Kafka for every test that needs them (no fakes of our own database
+or broker); unit/ tests need neither, and nothing here connects until a test asks.
 
 `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` when set (what `make test` exports after
 `connectin services up`), else testcontainers when a Docker engine answers, else the
@@ -23,16 +24,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_engine, drop_database, recreate_database
 from core.kafka import admin_config
 from core.settings import TEST, Settings
-from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
-from tests.cluster_support import (
-    OwnPostgres,
-    start_kafka_cluster,
-    start_own_postgres,
-    stop_kafka_cluster,
-    stop_own_postgres,
+from tests.support.database import truncate_all
+
+# Every helper module, so a fixture defined in any of them reaches every test.
+pytest_plugins = (
+    "tests.support.api",
+    "tests.support.cluster",
+    "tests.support.consumers",
+    "tests.support.database",
+    "tests.support.kafka",
+    "tests.support.ops",
+    "tests.support.payments",
+    "tests.support.ports",
+    "tests.support.processes",
 )
-from tests.process_support import Process
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -103,64 +109,8 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-TABLES = (
-    "users",
-    "projects",
-    "project_applications",
-    "messages",
-    "notifications",
-    "stripe_customers",
-    "payments",
-    "subscriptions",
-    "stripe_events",
-    "outbox",
-    "outbox_key_sequences",
-    "processed_events",
-    "consumer_key_sequences",
-    "dead_letters",
-    "login_throttle",
-    "idempotency_claims",
-)
-
-
 @pytest.fixture
 async def clean_db(engine: AsyncEngine) -> AsyncEngine:
     """An empty schema for tests that count rows."""
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    await truncate_all(engine)
     return engine
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_processes() -> Iterator[None]:
-    """A test that fails half-way must not leave a relay or consumer running: it would
-    keep working on (or against) the next tests' data."""
-    yield
-    Process.kill_leftovers()
-
-
-def isolate(settings: Settings, tag: str) -> Settings:
-    """Settings with topics and transactional ids of their own, for tests that count
-    what lands in Kafka."""
-    return replace(settings, kafka=settings.kafka.namespaced(f"{tag}-{uuid.uuid4().hex[:6]}"))
-
-
-@pytest.fixture(scope="session")
-def kafka_cluster() -> Iterator[KafkaCluster]:
-    """A 3-node Kafka cluster of the failover tests' own (free ports, temporary
-    directory): they kill its nodes. Stopped and deleted at the end, whatever happens."""
-    cluster = start_kafka_cluster(3)
-    try:
-        yield cluster
-    finally:
-        stop_kafka_cluster(cluster)
-
-
-@pytest.fixture(scope="session")
-def own_postgres() -> Iterator[OwnPostgres]:
-    """A Postgres cluster of the failover tests' own, which they SIGKILL."""
-    pg = start_own_postgres()
-    try:
-        yield pg
-    finally:
-        stop_own_postgres(pg)

@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from core.topics import ensure_topics
 from relay.service import relay_topics
-from tests.conftest import isolate
-from tests.kafka_support import (
+from tests.support.kafka import (
     assert_exactly_once_in_order,
+    isolate,
     read_committed,
     wait_all_published,
     write_events,
 )
-from tests.process_support import Process, settings_env
+from tests.support.processes import Process, settings_env
 
 SHARD = 0
 

@@ -1,0 +1,163 @@
+"""core/db_errors.is_transient against errors a real Postgres raises, through both
+ways the platform talks to it (SQLAlchemy and raw asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from sqlalchemy import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.db_errors import is_transient, sqlstate_of
+from core.settings import Settings
+
+Conn = Any
+Provoke = Callable[[Conn, Conn], Awaitable[Any]]
+
+
+async def _exec(conn: Conn, sql: str) -> Any:
+    if isinstance(conn, asyncpg.Connection):
+        return await conn.execute(sql)
+    return await conn.exec_driver_sql(sql)
+
+
+async def unique_violation(a: Conn, _: Conn) -> None:
+    await _exec(a, "CREATE TEMP TABLE IF NOT EXISTS u (id int PRIMARY KEY)")
+    await _exec(a, "INSERT INTO u VALUES (1)")
+    await _exec(a, "INSERT INTO u VALUES (1)")
+
+
+async def undefined_table(a: Conn, _: Conn) -> None:
+    await _exec(a, "SELECT * FROM no_such_table_anywhere")
+
+
+async def bad_input(a: Conn, _: Conn) -> None:
+    await _exec(a, "SELECT CAST('seven' AS int)")
+
+
+async def division_by_zero(a: Conn, _: Conn) -> None:
+    await _exec(a, "SELECT 1 / 0")
+
+
+async def terminated_backend(a: Conn, b: Conn) -> None:
+    """An admin (or a failover) kills our backend; the next call fails."""
+    pid = await _scalar(a, "SELECT pg_backend_pid()")
+    await _exec(b, f"SELECT pg_terminate_backend({pid}, 5000)")
+    await _exec(a, "SELECT 1")
+
+
+async def statement_timeout(a: Conn, _: Conn) -> None:
+    await _exec(a, "SET statement_timeout = 50")
+    await _exec(a, "SELECT pg_sleep(2)")
+
+
+async def serialization_failure(a: Conn, b: Conn) -> None:
+    """Two repeatable-read transactions update the same row: the later one is aborted."""
+    await _exec(b, "CREATE TABLE IF NOT EXISTS db_errors_ser (id int PRIMARY KEY, n int)")
+    await _exec(b, "INSERT INTO db_errors_ser VALUES (1, 0) ON CONFLICT DO NOTHING")
+    await _exec(a, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+    await _exec(a, "SELECT n FROM db_errors_ser WHERE id = 1")
+    await _exec(b, "UPDATE db_errors_ser SET n = n + 1 WHERE id = 1")
+    await _exec(a, "UPDATE db_errors_ser SET n = n + 1 WHERE id = 1")
+
+
+async def lock_timeout(a: Conn, b: Conn) -> None:
+    await _exec(b, "CREATE TABLE IF NOT EXISTS db_errors_lock (id int)")
+    await _exec(b, "BEGIN")
+    await _exec(b, "LOCK TABLE db_errors_lock IN ACCESS EXCLUSIVE MODE")
+    try:
+        await _exec(a, "SET lock_timeout = 50")
+        await _exec(a, "SELECT * FROM db_errors_lock")
+    finally:
+        await _exec(b, "ROLLBACK")
+
+
+async def _scalar(conn: Conn, sql: str) -> Any:
+    if isinstance(conn, asyncpg.Connection):
+        return await conn.fetchval(sql)
+    return (await conn.exec_driver_sql(sql)).scalar_one()
+
+
+CASES: list[tuple[Provoke, bool, str | None]] = [
+    (unique_violation, False, "23505"),
+    (undefined_table, False, "42P01"),
+    (bad_input, False, "22P02"),
+    (division_by_zero, False, "22012"),
+    (terminated_backend, True, None),
+    (statement_timeout, True, "57014"),
+    (serialization_failure, True, "40001"),
+    (lock_timeout, True, "55P03"),
+]
+
+
+@pytest.fixture(autouse=True)
+async def drop_scratch_tables(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The tables two connections must share are real ones: gone after each test, so
+    the schema stays the migrations' (tests/integration/test_migrations.py)."""
+    yield
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS db_errors_ser, db_errors_lock")
+
+
+def _case_id(value: object) -> str:
+    return getattr(value, "__name__", str(value))
+
+
+@asynccontextmanager
+async def two_connections(settings: Settings, driver: str) -> AsyncIterator[tuple[Conn, Conn]]:
+    if driver == "asyncpg":
+        url = settings.database.libpq_url
+        a, b = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            yield a, b
+        finally:
+            for conn in (a, b):
+                if not conn.is_closed():
+                    await conn.close()
+        return
+    engine: AsyncEngine = create_async_engine(settings.database.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as a, engine.connect() as b:
+            await a.execution_options(isolation_level="AUTOCOMMIT")
+            await b.execution_options(isolation_level="AUTOCOMMIT")
+            yield a, b
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("driver", ["sqlalchemy", "asyncpg"])
+@pytest.mark.parametrize(("provoke", "transient", "sqlstate"), CASES, ids=_case_id)
+async def test_real_postgres_errors_are_classified(
+    settings: Settings, driver: str, provoke: Provoke, transient: bool, sqlstate: str | None
+) -> None:
+    async with two_connections(settings, driver) as (a, b):
+        with pytest.raises(Exception) as caught:
+            await provoke(a, b)
+    error = caught.value
+    if sqlstate is not None:
+        assert sqlstate_of(error) == sqlstate, repr(error)
+    assert is_transient(error) is transient, f"{type(error).__name__}: {error}"
+
+
+async def test_unreachable_server_is_transient(settings: Settings) -> None:
+    """Nothing listens: the connect itself fails (Postgres down or restarting)."""
+    parts = urlsplit(settings.database.url)
+    netloc = parts.netloc.rsplit("@", 1)[0] + "@127.0.0.1:9"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        with pytest.raises(Exception) as caught:
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+    assert is_transient(caught.value), repr(caught.value)
+    with pytest.raises(OSError) as raw:
+        await asyncio.wait_for(asyncpg.connect(url.replace("+asyncpg", "", 1)), 10)
+    assert is_transient(raw.value)

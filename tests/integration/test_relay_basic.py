@@ -1,0 +1,170 @@
+"""The relay publishes every outbox row once, in per-key order, with its receipt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from confluent_kafka.admin import AdminClient, ConfigResource
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from core.kafka import admin_config
+from core.lifecycle import StopSignal
+from core.outbox import NewEvent, enqueue
+from core.settings import Settings
+from relay.service import Relay
+from tests.support.kafka import (
+    assert_exactly_once_in_order,
+    isolate,
+    read_committed,
+    wait_all_published,
+    write_events,
+)
+from tests.support.processes import Process, settings_env
+
+
+@asynccontextmanager
+async def running_relay(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Relay]:
+    stop = StopSignal()
+    relay = Relay(settings, engine, stop)
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        stop.stop("test over")
+        await asyncio.wait_for(task, 30)
+
+
+def all_topics(settings: Settings) -> list[str]:
+    return list(settings.kafka.topics.event_topics)
+
+
+async def test_publishes_each_event_once_in_key_order(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    s = isolate(settings, "basic")
+    ids = await write_events(clean_db, s, 500, keys=20, per_transaction=5)
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert_exactly_once_in_order(published, set(ids))
+    async with clean_db.connect() as conn:
+        receipts = (
+            await conn.exec_driver_sql(
+                "SELECT count(*) FROM outbox WHERE receipt ? 'partition' AND receipt ? 'offset'"
+            )
+        ).scalar_one()
+    assert receipts == 500
+
+
+async def test_headers_carry_cloudevents_attributes(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    s = isolate(settings, "headers")
+    ids = await write_events(clean_db, s, 3, keys=1)
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert {p.envelope["event_id"] for p in published} == set(ids)
+    for p in published:
+        h = p.headers
+        assert h["event_id"] == h["ce_id"] == p.envelope["event_id"]
+        assert h["event_type"] == h["ce_type"] == "test.happened"
+        assert h["ce_specversion"] == "1.0" and h["content-type"] == "application/json"
+        assert h["ce_source"] == "/connectin/agg" and h["ce_time"].endswith("Z")
+        assert p.key == f"agg:{p.envelope['aggregate_id']}"
+
+
+async def test_unpublishable_row_is_dead_lettered_without_blocking_its_shard(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """An event over the size limit goes to dead_letters with the reason; the events
+    behind it on the same key and shard are still published."""
+    s = isolate(settings, "oversize")
+    s = replace(s, relay=replace(s.relay, max_message_bytes=4096, shards=1))
+    topic = s.kafka.topics.user
+    sessions = async_sessionmaker(clean_db)
+    events = [
+        NewEvent(topic, "test.small", "agg", "k", {"n": 1}),
+        NewEvent(topic, "test.huge", "agg", "k", {"blob": "x" * 10_000}),
+        NewEvent(topic, "test.small", "agg", "k", {"n": 3}),
+        # Under the limit in characters, over it in UTF-8 bytes: the limit is bytes.
+        NewEvent(topic, "test.wide", "agg", "k", {"blob": "é€" * 1_200}),
+        NewEvent(topic, "test.small", "agg", "k", {"n": 5}),
+    ]
+    async with sessions.begin() as session:
+        for event in events:
+            await enqueue(session, event, shards=1)
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert [p.envelope["data"].get("n") for p in published] == [1, 3, 5]
+    async with clean_db.connect() as conn:
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT source, event_id::text, topic, error FROM dead_letters ORDER BY id"
+            )
+        ).all()
+    assert len(rows) == 2
+    for (source, event_id, dl_topic, error), parked in zip(
+        rows, (events[1], events[3]), strict=True
+    ):
+        assert (source, event_id, dl_topic) == ("relay", str(parked.event_id), topic)
+        assert "exceeds limit 4096" in error
+
+
+async def test_topics_are_created_with_configured_shape(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    s = isolate(settings, "topics")
+    async with running_relay(s, clean_db) as relay:
+        for _ in range(100):
+            if relay.led_shards:
+                break
+            await asyncio.sleep(0.1)
+    admin = AdminClient(admin_config(s.kafka))
+    metadata = admin.list_topics(timeout=10).topics
+    for name in s.kafka.topics.event_topics:
+        assert len(metadata[name].partitions) == s.kafka.topics.partitions
+    checkpoint = s.kafka.topics.checkpoint
+    assert len(metadata[checkpoint].partitions) == s.relay.shards
+    resource = ConfigResource(ConfigResource.Type.TOPIC, checkpoint)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["cleanup.policy"].value == "compact"
+
+
+async def test_sigterm_with_a_batch_in_flight_finishes_it_and_exits_cleanly(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """The relay sends itself SIGTERM half-way through producing a batch (failpoint
+    mid_batch with SIGTERM), so the stop provably arrives with that batch in flight.
+    It must commit and mark that batch, start no other, and exit 0 saying why: at exit
+    what is in Kafka is exactly what Postgres marked published."""
+    s = isolate(settings, "sigterm")
+    s = replace(s, relay=replace(s.relay, batch_size=200))
+    ids = await write_events(clean_db, s, 3000, keys=50, per_transaction=100)
+    relay = Process("relay", settings_env(s, RELAY_FAILPOINT="mid_batch:1:SIGTERM"))
+    code = await asyncio.to_thread(relay.popen.wait, 60)
+    assert code == 0, relay.log_tail()
+    log = relay.log_path.read_text()
+    assert '"reason": "received SIGTERM"' in log and "relay stopped" in log
+    async with clean_db.connect() as conn:
+        marked = {
+            str(r[0]): int(r[1])
+            for r in await conn.exec_driver_sql(
+                "SELECT event_id, shard FROM outbox WHERE published_at IS NOT NULL"
+            )
+        }
+    per_shard = [list(marked.values()).count(shard) for shard in range(s.relay.shards)]
+    # The batch in flight was finished (at least one shard's first batch is marked),
+    # and no shard went on to a second batch after the stop.
+    assert max(per_shard) > 0 and all(n <= 200 for n in per_shard), per_shard
+    in_kafka = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert {p.envelope["event_id"] for p in in_kafka} == set(marked)
+    # A second relay does the rest, and nothing is repeated.
+    async with running_relay(s, clean_db):
+        await wait_all_published(clean_db)
+    published = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert_exactly_once_in_order(published, set(ids))
