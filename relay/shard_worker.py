@@ -144,6 +144,7 @@ class ShardWorker:
 
         arrivals = ArrivalRate()
         while not self._finish.stopping:
+            await self._settle_mark_if_done()
             started = time.perf_counter()
             rows = await fetch(batch_size, self._unmarked)
             if not rows:
@@ -185,6 +186,7 @@ class ShardWorker:
             rows = [r for r in rows if r not in oversize]
         backoff = Backoff(0.05, MAX_BACKOFF_S)
         while rows:
+            await self._settle_mark_if_done()
             try:
                 result = await self._blocking(partial(producer.publish, rows, self._unmarked))
             except BatchAborted as aborted:
@@ -201,13 +203,6 @@ class ShardWorker:
                 raise RuntimeError(
                     f"commit succeeded with {len(result.receipts)} receipts for {len(rows)} rows"
                 )
-            if self._marking is not None and not self._marking.done():
-                self._failpoints.hit("mark_overlap")
-            await self._settle_mark()
-            self._unmarked = [row.id for row in rows]
-            self._marking = asyncio.create_task(
-                self._mark(result.receipts, started), name=f"relay-mark-{self.shard}"
-            )
             metrics.PUBLISHED.labels(self._label).inc(len(rows))
             metrics.BATCH_SIZE.observe(len(rows))
             log.debug(
@@ -216,6 +211,13 @@ class ShardWorker:
                 events=len(rows),
                 first_id=rows[0].id,
                 last_id=rows[-1].id,
+            )
+            if self._marking is not None and not self._marking.done():
+                self._failpoints.hit("mark_overlap")
+            await self._settle_mark()
+            self._unmarked = [row.id for row in rows]
+            self._marking = asyncio.create_task(
+                self._mark(result.receipts, started), name=f"relay-mark-{self.shard}"
             )
             return
 
@@ -232,6 +234,12 @@ class ShardWorker:
         await marking
         self._unmarked = []
 
+    async def _settle_mark_if_done(self) -> None:
+        """A mark that has already failed parks the shard before another batch is
+        fetched or produced; one that succeeded frees its rows from the exclusion."""
+        if self._marking is not None and self._marking.done():
+            await self._settle_mark()
+
     async def _abandon_mark(self) -> None:
         """The shard is being dropped (lease lost, producer fenced, parked): stop a mark
         still running. Its rows are in the last checkpoint, which the next leader marks."""
@@ -242,9 +250,7 @@ class ShardWorker:
         results = await asyncio.gather(marking, return_exceptions=True)
         error = results[0]
         if isinstance(error, Exception):
-            log.warning(
-                "mark abandoned with the shard", shard=self.shard, error=str(error).splitlines()[0]
-            )
+            log.warning("mark abandoned with the shard", shard=self.shard, error=first_line(error))
 
     async def _dead_letter(self, row: OutboxRow, reason: str) -> None:
         await self._retry_db(lambda: self._store.dead_letter(row.id, reason))
