@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTCookieAuth, Token
 
+from api.fields import MAX_ID
 from core.settings import AuthSettings
 
 ALGORITHM = "HS256"
@@ -87,7 +88,7 @@ async def retrieve_principal(
     token: Token, _: ASGIConnection[Any, Any, Any, Any]
 ) -> Principal | None:
     # Signature, algorithm, iss, aud and exp were checked by the middleware already.
-    if not token.sub.isdigit() or not 0 < int(token.sub) < 2**63:
+    if not token.sub.isdigit() or not 0 < int(token.sub) <= MAX_ID:
         return None
     return Principal(id=int(token.sub))
 

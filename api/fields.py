@@ -9,8 +9,10 @@ from typing import Annotated
 from msgspec import Meta
 
 from api.errors import invalid
+from core.tables import MAX_BIGINT
 
-MAX_ID = 2**63 - 1  # BIGINT; larger ids would be a database error rather than a 404
+# Larger ids would be a database error rather than a 404.
+MAX_ID = MAX_BIGINT
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 

@@ -10,6 +10,7 @@ partition than its key's earlier events and per-key order would break.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from core.settings import KafkaSettings
@@ -41,6 +42,13 @@ def relay_transactional_id(kafka: KafkaSettings, shard: int) -> str:
     """The leader of shard `shard` produces as this id: whoever takes the shard next
     fences it with init_transactions (architecture invariant 3)."""
     return f"{kafka.transactional_id_prefix}-relay-{shard}"
+
+
+def checkpoint_reader_group() -> str:
+    """A group of its own for each read of a checkpoint partition: the reader assigns
+    the partition itself and never commits, so no group state is shared or left to
+    rebalance."""
+    return f"connectin-checkpoint-reader-{uuid.uuid4()}"
 
 
 def consumer_client_id(consumer: str) -> str:

@@ -36,6 +36,11 @@ NAMING_CONVENTION = {
 
 TZ = TIMESTAMP(timezone=True)
 
+# The largest value a BigInteger column holds: every id and amount that reaches one is
+# bounded by it where it enters, so an oversize number is a 400 or an invalid event,
+# never a database error.
+MAX_BIGINT = 2**63 - 1
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

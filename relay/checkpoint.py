@@ -19,10 +19,12 @@ know is refused the same way.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from core.kafka import base_consumer_config, checkpoint_reader_group
+from core.settings import KafkaSettings
 
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, CHECKPOINT_VERSION)
@@ -31,7 +33,8 @@ READABLE_VERSIONS = (1, CHECKPOINT_VERSION)
 @dataclass(frozen=True)
 class Checkpoint:
     shard: int
-    # This transaction's batch.
+    # Kept apart from `unmarked` (not one list) so recovery can log how many rows an
+    # interrupted overlapped mark left behind.
     outbox_ids: list[int]
     # Earlier batches, committed to Kafka before this one, whose mark was still open.
     unmarked: list[int] = field(default_factory=list)
@@ -76,7 +79,7 @@ def checkpoint_key(shard: int) -> bytes:
 
 
 def read_last_checkpoint(
-    bootstrap_servers: str, topic: str, shard: int, timeout_s: float = 30.0
+    kafka: KafkaSettings, topic: str, shard: int, timeout_s: float = 30.0
 ) -> Checkpoint | None:
     """The last committed checkpoint of `shard`, or None if it never committed one.
 
@@ -84,13 +87,7 @@ def read_last_checkpoint(
     is still open and the read_committed end offset is final.
     """
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"connectin-checkpoint-reader-{uuid.uuid4()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        {**base_consumer_config(kafka, checkpoint_reader_group()), "enable.partition.eof": True}
     )
     try:
         low, high = consumer.get_watermark_offsets(

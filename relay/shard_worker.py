@@ -97,9 +97,7 @@ class ShardWorker:
 
     async def _recover(self) -> None:
         kafka = self._settings.kafka
-        read = partial(
-            read_last_checkpoint, kafka.bootstrap_servers, kafka.topics.checkpoint, self.shard
-        )
+        read = partial(read_last_checkpoint, kafka, kafka.topics.checkpoint, self.shard)
         backoff = Backoff(0.1, MAX_BACKOFF_S)
         while True:
             try:

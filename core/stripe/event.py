@@ -14,7 +14,8 @@ from msgspec import Meta
 from core.events.contract import EventContract, topic_name
 from core.outbox import NewEvent
 from core.settings import TopicSettings
-from core.stripe.objects import MAX_BIGINT, InvoiceLinks, id_of, metadata_user_id
+from core.stripe.objects import InvoiceLinks, id_of, metadata_user_id
+from core.tables import MAX_BIGINT
 
 PREFIX = "stripe."
 # Column widths: stripe_events.event_type and outbox.event_type hold "stripe.<type>",

@@ -11,9 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from core.events.errors import InvalidEvent
-
-# Postgres bigint: `created`, amounts and user ids must fit the columns that hold them.
-MAX_BIGINT = 2**63 - 1
+from core.tables import MAX_BIGINT
 
 StripeId = Annotated[str, Meta(min_length=1, max_length=255)]
 Status = Annotated[str, Meta(min_length=1, max_length=64)]

@@ -21,7 +21,7 @@ import pytest
 from api.payments.webhook import WebhookRejected, parse, verify
 from core.settings import StripeSettings
 from core.stripe.event import MAX_TYPE_CHARS, STRIPE_EVENT_NAMESPACE, ReceivedEvent
-from core.stripe.objects import MAX_BIGINT
+from core.tables import MAX_BIGINT
 
 SECRET = "whsec_unit_test_secret"
 STRIPE = StripeSettings(webhook_secret=SECRET, webhook_tolerance_s=300)

@@ -14,13 +14,13 @@ from core.events.errors import InvalidEvent
 from core.settings import TopicSettings
 from core.stripe.event import StripeSnapshotEvent
 from core.stripe.objects import (
-    MAX_BIGINT,
     Invoice,
     PaymentIntent,
     Subscription,
     decode,
     metadata_user_id,
 )
+from core.tables import MAX_BIGINT
 
 
 def _event(type_: str, obj: dict[str, Any], **top: Any) -> dict[str, Any]:
