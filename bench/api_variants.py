@@ -32,7 +32,6 @@ from api import events
 from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.fields import clean_text
-from api.projects.queries import insert_project
 from api.projects.routes import project_out
 from api.projects.schemas import ProjectIn, ProjectOut
 from core.envelope import event_key
@@ -40,6 +39,7 @@ from core.kafka import base_producer_config
 from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
+from core.stores.projects import insert_project
 from core.tables import Project
 
 DOMAIN_ONLY = "/bench/projects/domain-only"

@@ -11,7 +11,6 @@ from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
 
 from api import events
-from api.accounts import queries
 from api.accounts.schemas import (
     LoginIn,
     RegisterIn,
@@ -41,6 +40,7 @@ from api.deps import (
 )
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
+from core.stores import users
 from core.tables import User
 
 PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
@@ -74,11 +74,11 @@ async def register(
     problem = await password_problem(data.password, username=username, email=email)
     if problem is not None:
         raise invalid("password", problem)
-    taken = await queries.taken_field(db_session, email, username)
+    taken = await users.taken_field(db_session, email, username)
     if taken is not None:
         constraint = "uq_users_email" if taken == "email" else "uq_users_username_ci"
         raise ConflictError(detail=CONFLICT_MESSAGES[constraint])
-    user = await queries.add_user(db_session, username, email, await hash_password(data.password))
+    user = await users.add_user(db_session, username, email, await hash_password(data.password))
     await events.emit(
         db_session, settings, events.user_registered(settings.kafka.topics, user, traceparent)
     )
@@ -118,7 +118,7 @@ async def login(
             detail="too many login attempts, retry later",
             headers={"Retry-After": str(retry_after)},
         )
-    user = await queries.user_by_login(db_session, field, name)
+    user = await users.user_by_login(db_session, field, name)
     verified = await verify_password(user.password_hash if user else None, data.password)
     if user is None or not verified:
         raise NotAuthorizedException(detail=f"invalid {field} or password")
@@ -144,7 +144,7 @@ async def login(
 
 @get("/me")
 async def me(db_session: DbSession, principal: Caller) -> UserOut:
-    user = await queries.user_by_id(db_session, principal.id)
+    user = await users.user_by_id(db_session, principal.id)
     if user is None:
         # A valid token for an account that no longer exists: make the client log in.
         raise NotAuthorizedException(detail="account not found")

@@ -12,9 +12,10 @@ from api import events
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.errors import invalid
 from api.fields import MAX_ID, clean_text
-from api.messages.queries import add_message, messages_of, user_exists
 from api.messages.schemas import MessageIn, MessageOut
 from api.params import Limit, Offset
+from core.stores.messages import add_message, messages_of
+from core.stores.users import user_exists
 from core.tables import Message
 
 WithUser = Annotated[

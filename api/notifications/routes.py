@@ -7,9 +7,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
 from api.deps import Caller, DbSession
-from api.notifications import queries
 from api.notifications.schemas import NotificationOut, NotificationsOut, ReadAllOut
 from api.params import Limit, Offset, PathId
+from core.stores import notifications
 from core.tables import Notification
 
 
@@ -33,9 +33,11 @@ async def list_notifications(
     offset: Offset = 0,
 ) -> NotificationsOut:
     """Newest first, with the total number still unread."""
-    rows = await queries.newest_notifications(db_session, principal.id, unread_only, limit, offset)
+    rows = await notifications.newest_notifications(
+        db_session, principal.id, unread_only, limit, offset
+    )
     items = [notification_out(n) for n in rows]
-    unread = await queries.unread_count(db_session, principal.id)
+    unread = await notifications.unread_count(db_session, principal.id)
     return NotificationsOut(items=items, unread_count=unread)
 
 
@@ -45,7 +47,7 @@ async def mark_read(
 ) -> NotificationOut:
     """Idempotent: a notification already read keeps its first read time. Another
     user's notification is a 404, so ids of others' notifications are not revealed."""
-    notification = await queries.mark_read(db_session, principal.id, notification_id)
+    notification = await notifications.mark_read(db_session, principal.id, notification_id)
     if notification is None:
         raise NotFoundException(detail=f"notification {notification_id} not found")
     return notification_out(notification)
@@ -53,8 +55,8 @@ async def mark_read(
 
 @post("/read-all", status_code=200)
 async def mark_all_read(db_session: DbSession, principal: Caller) -> ReadAllOut:
-    marked = await queries.mark_all_read(db_session, principal.id)
-    unread = await queries.unread_count(db_session, principal.id)
+    marked = await notifications.mark_all_read(db_session, principal.id)
+    unread = await notifications.unread_count(db_session, principal.id)
     return ReadAllOut(marked=marked, unread_count=unread)
 
 

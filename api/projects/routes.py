@@ -12,7 +12,8 @@ from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.fields import clean_text
 from api.params import Limit, Offset, PathId
-from api.projects.queries import (
+from api.projects.schemas import ApplicationIn, ApplicationOut, ProjectIn, ProjectOut
+from core.stores.projects import (
     add_application,
     applications_of,
     has_applied,
@@ -20,7 +21,6 @@ from api.projects.queries import (
     newest_projects,
     project_by_id,
 )
-from api.projects.schemas import ApplicationIn, ApplicationOut, ProjectIn, ProjectOut
 from core.tables import Project, ProjectApplication
 
 

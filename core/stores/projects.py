@@ -1,4 +1,4 @@
-"""The project and application queries of the routes."""
+"""The projects and project_applications tables."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The notification queries of the routes: always scoped to the owning user, so one
-user's ids never reach another's rows."""
+"""The notifications table. What the routes read and mark is always scoped to the
+owning user, so one user's ids never reach another's rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The message queries of the routes."""
+"""The messages table."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.tables import Message, User
-
-
-async def user_exists(db_session: AsyncSession, user_id: int) -> bool:
-    return await db_session.scalar(select(User.id).where(User.id == user_id)) is not None
+from core.tables import Message
 
 
 async def add_message(

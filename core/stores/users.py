@@ -1,4 +1,5 @@
-"""The account queries of the routes: who holds a name, who logs in, who is calling."""
+"""The users table: who holds a name, who logs in, who is calling; and the writes the
+consumers make to a user (last login, counters)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,7 @@ async def user_by_login(db_session: AsyncSession, field: str, name: str) -> User
 
 async def user_by_id(db_session: AsyncSession, user_id: int) -> User | None:
     return await db_session.get(User, user_id)
+
+
+async def user_exists(db_session: AsyncSession, user_id: int) -> bool:
+    return await db_session.scalar(select(User.id).where(User.id == user_id)) is not None
