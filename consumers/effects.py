@@ -4,8 +4,9 @@ one set-based statement for each kind instead of one per record.
 Counters matter most: batches of different partitions (and of other consumer
 processes) run side by side, and per-record `UPDATE users SET n = n + 1` would lock
 the same rows in different orders, i.e. deadlock. Here every batch locks its counter
-rows in id order, once, just before it commits. A row that does not exist is the
-event's fault: the first record that named it fails with InvalidEvent.
+rows in id order (`core.stores.users.add_to_counters`), once, just before it commits.
+A row that does not exist is the event's fault: the first record that named it fails
+with InvalidEvent.
 """
 
 from __future__ import annotations
@@ -14,49 +15,13 @@ import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consumers.registry import InvalidEvent
-
-UserCounter = Literal["projects_count", "unread_messages"]
-
-_NOTIFY = text(
-    """
-    INSERT INTO notifications (user_id, kind, title, data, source_event_id)
-    SELECT n.user_id, n.kind, n.title, CAST(n.data AS jsonb), n.source_event_id
-    FROM unnest(CAST(:user_ids AS bigint[]), CAST(:kinds AS text[]), CAST(:titles AS text[]),
-                CAST(:data AS text[]), CAST(:event_ids AS uuid[]))
-         WITH ORDINALITY AS n(user_id, kind, title, data, source_event_id, position)
-    JOIN users ON users.id = n.user_id
-    ORDER BY n.position
-    RETURNING user_id
-    """
-)
-
-
-def _count_statement(column: UserCounter) -> Any:
-    # The CTE locks the rows in id order before any is updated (see the module doc).
-    return text(
-        f"""
-        WITH locked AS (
-            SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[]))
-            ORDER BY id FOR NO KEY UPDATE
-        ), delta AS (
-            SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[]))
-                AS d(id, delta)
-        )
-        UPDATE users SET {column} = users.{column} + delta.delta
-        FROM delta JOIN locked USING (id)
-        WHERE users.id = delta.id
-        RETURNING users.id
-        """
-    )
-
-
-_COUNT = {column: _count_statement(column) for column in ("projects_count", "unread_messages")}
+from core.stores import notifications, users
+from core.stores.users import UserCounter
 
 
 class EffectFailed(Exception):
@@ -110,17 +75,14 @@ class Effects:
         failures: list[tuple[int, str]] = []
         if self._notifications:
             pending = self._notifications
-            result = await session.execute(
-                _NOTIFY,
-                {
-                    "user_ids": [n.user_id for n in pending],
-                    "kinds": [n.kind for n in pending],
-                    "titles": [n.title for n in pending],
-                    "data": [n.data for n in pending],
-                    "event_ids": [n.source_event_id for n in pending],
-                },
+            found = await notifications.insert_many(
+                session,
+                user_ids=[n.user_id for n in pending],
+                kinds=[n.kind for n in pending],
+                titles=[n.title for n in pending],
+                data=[n.data for n in pending],
+                event_ids=[n.source_event_id for n in pending],
             )
-            found = set(result.scalars())
             failures += [
                 (n.index, f"user {n.user_id} does not exist")
                 for n in pending
@@ -128,10 +90,7 @@ class Effects:
             ]
         for column, by_user in sorted(self._counters.items()):
             ids = sorted(by_user)
-            result = await session.execute(
-                _COUNT[column], {"ids": ids, "deltas": [by_user[i][0] for i in ids]}
-            )
-            found = set(result.scalars())
+            found = await users.add_to_counters(session, column, ids, [by_user[i][0] for i in ids])
             failures += [(by_user[i][1], f"user {i} does not exist") for i in ids if i not in found]
         if failures:
             index, reason = min(failures)

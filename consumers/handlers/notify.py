@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from consumers.effects import UserCounter
 from consumers.registry import HandlerContext
-from core.tables import User
+from core.stores import users
+from core.stores.users import UserCounter
 
 
 def notify(ctx: HandlerContext, user_id: int, kind: str, title: str, data: dict[str, Any]) -> None:
@@ -24,5 +22,4 @@ def count(ctx: HandlerContext, column: UserCounter, user_id: int, delta: int = 1
 
 
 async def username(ctx: HandlerContext, user_id: int) -> str | None:
-    result = await ctx.session.execute(select(User.username).where(User.id == user_id))
-    return result.scalar_one_or_none()
+    return await users.username(ctx.session, user_id)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from consumers.handlers.notify import count, notify
 from consumers.registry import HandlerContext, HandlerGroup, InvalidEvent
 from core.events.projects import ProjectApplied, ProjectCreated
-from core.tables import Project
+from core.stores import projects
 
 handlers = HandlerGroup(consumer="projects", topic="project")
 
@@ -21,16 +19,13 @@ async def count_project(ctx: HandlerContext, event: ProjectCreated) -> None:
 async def notify_owner(ctx: HandlerContext, event: ProjectApplied) -> None:
     project_id, owner_id, title = event.project_id, event.owner_id, event.project_title
     if owner_id is None or title is None:
-        row = (
-            await ctx.session.execute(
-                select(Project.owner_id, Project.title).where(Project.id == project_id)
-            )
-        ).one_or_none()
+        row = await projects.owner_and_title(ctx.session, project_id)
         if row is None and owner_id is None:
             raise InvalidEvent(f"project {project_id} does not exist and data has no owner_id")
         if row is not None:
-            owner_id = owner_id if owner_id is not None else row.owner_id
-            title = title or row.title
+            stored_owner, stored_title = row
+            owner_id = owner_id if owner_id is not None else stored_owner
+            title = title or stored_title
     assert owner_id is not None  # narrowed above; keeps mypy honest
     notify(
         ctx,

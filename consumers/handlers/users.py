@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
-
 from consumers.handlers.notify import notify
 from consumers.registry import HandlerContext, HandlerGroup, InvalidEvent
 from core.events.users import UserLoggedIn, UserRegistered
-from core.tables import User
+from core.stores import users
 
 handlers = HandlerGroup(consumer="users", topic="user")
 
@@ -26,12 +24,5 @@ async def welcome(ctx: HandlerContext, event: UserRegistered) -> None:
 @handlers.handle(UserLoggedIn)
 async def record_login(ctx: HandlerContext, event: UserLoggedIn) -> None:
     at = event.login_at or ctx.event.timestamp
-    # GREATEST skips NULL: the first login sets it, an older one never wins.
-    result = await ctx.session.execute(
-        update(User)
-        .where(User.id == event.user_id)
-        .values(last_login_at=func.greatest(User.last_login_at, at))
-        .returning(User.id)
-    )
-    if result.scalar_one_or_none() is None:
+    if not await users.record_login(ctx.session, event.user_id, at):
         raise InvalidEvent(f"user {event.user_id} does not exist")

@@ -3,12 +3,26 @@ owning user, so one user's ids never reach another's rows."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.tables import Notification
+
+_INSERT_MANY = text(
+    """
+    INSERT INTO notifications (user_id, kind, title, data, source_event_id)
+    SELECT n.user_id, n.kind, n.title, CAST(n.data AS jsonb), n.source_event_id
+    FROM unnest(CAST(:user_ids AS bigint[]), CAST(:kinds AS text[]), CAST(:titles AS text[]),
+                CAST(:data AS text[]), CAST(:event_ids AS uuid[]))
+         WITH ORDINALITY AS n(user_id, kind, title, data, source_event_id, position)
+    JOIN users ON users.id = n.user_id
+    ORDER BY n.position
+    RETURNING user_id
+    """
+)
 
 
 async def unread_count(db_session: AsyncSession, user_id: int) -> int:
@@ -56,3 +70,27 @@ async def mark_all_read(db_session: AsyncSession, user_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return len(result.all())
+
+
+async def insert_many(
+    db_session: AsyncSession,
+    user_ids: Sequence[int],
+    kinds: Sequence[str],
+    titles: Sequence[str],
+    data: Sequence[str],
+    event_ids: Sequence[uuid.UUID],
+) -> set[int]:
+    """One notification per position of the lists (`data` as JSON text), in one
+    statement; those of users that do not exist are skipped. The ids of the users
+    that got theirs."""
+    result = await db_session.execute(
+        _INSERT_MANY,
+        {
+            "user_ids": user_ids,
+            "kinds": kinds,
+            "titles": titles,
+            "data": data,
+            "event_ids": event_ids,
+        },
+    )
+    return set(result.scalars())

@@ -38,6 +38,15 @@ async def project_by_id(db_session: AsyncSession, project_id: int) -> Project | 
     return await db_session.get(Project, project_id)
 
 
+async def owner_and_title(db_session: AsyncSession, project_id: int) -> tuple[int, str] | None:
+    row = (
+        await db_session.execute(
+            select(Project.owner_id, Project.title).where(Project.id == project_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row.owner_id, row.title)
+
+
 async def newest_projects(db_session: AsyncSession, limit: int, offset: int) -> Sequence[Project]:
     rows = await db_session.scalars(
         select(Project).order_by(Project.id.desc()).limit(limit).offset(offset)

@@ -3,7 +3,11 @@ consumers make to a user (last login, counters)."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.tables import User
@@ -47,3 +51,57 @@ async def user_by_id(db_session: AsyncSession, user_id: int) -> User | None:
 
 async def user_exists(db_session: AsyncSession, user_id: int) -> bool:
     return await db_session.scalar(select(User.id).where(User.id == user_id)) is not None
+
+
+async def username(db_session: AsyncSession, user_id: int) -> str | None:
+    result = await db_session.execute(select(User.username).where(User.id == user_id))
+    return result.scalar_one_or_none()
+
+
+async def record_login(db_session: AsyncSession, user_id: int, at: datetime) -> bool:
+    """False when the user does not exist."""
+    # GREATEST skips NULL: the first login sets it, an older one never wins.
+    result = await db_session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(last_login_at=func.greatest(User.last_login_at, at))
+        .returning(User.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+UserCounter = Literal["projects_count", "unread_messages"]
+
+
+def _count_statement(column: UserCounter) -> Any:
+    # The CTE locks the rows in id order before any is updated (see add_to_counters).
+    return text(
+        f"""
+        WITH locked AS (
+            SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[]))
+            ORDER BY id FOR NO KEY UPDATE
+        ), delta AS (
+            SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[]))
+                AS d(id, delta)
+        )
+        UPDATE users SET {column} = users.{column} + delta.delta
+        FROM delta JOIN locked USING (id)
+        WHERE users.id = delta.id
+        RETURNING users.id
+        """
+    )
+
+
+_COUNT = {column: _count_statement(column) for column in ("projects_count", "unread_messages")}
+
+
+async def add_to_counters(
+    db_session: AsyncSession, column: UserCounter, ids: Sequence[int], deltas: Sequence[int]
+) -> set[int]:
+    """Add `deltas[i]` to `column` of user `ids[i]`, in one statement; the ids of the
+    users that exist (and were counted).
+
+    Transactions that count the same users side by side would deadlock if each locked
+    its rows in its own order; this statement locks them in id order first."""
+    result = await db_session.execute(_COUNT[column], {"ids": ids, "deltas": deltas})
+    return set(result.scalars())
