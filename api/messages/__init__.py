@@ -1,1 +1,2 @@
-"""Direct messages under /api/v1/messages (`routes`), their queries and bodies."""
+"""Direct messages under /api/v1/messages (`routes`) and their bodies;
+the SQL is in `core/stores/messages`."""

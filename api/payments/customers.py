@@ -11,6 +11,7 @@ from api.events import emit
 from api.payments import claims, events, store
 from api.payments.idempotency import IdempotencyKey, idempotency_key
 from core.settings import Settings
+from core.stores import users
 from core.stripe.store import customers
 
 OPERATION = "create-customer"
@@ -60,7 +61,7 @@ async def _create(
         # claim we took over.
         await claims.complete(session, held, {"customer_id": existing})
         return existing, False
-    contact = await store.user_contact(session, user_id)
+    contact = await users.user_contact(session, user_id)
     if contact is None:
         raise NotFoundException(detail="user not found")
     await store.end_reads(session)

@@ -30,7 +30,6 @@ from api.payments.customers import ensure_customer
 from api.payments.errors import stripe_error_response
 from api.payments.idempotency import ClientKey
 from api.payments.intents import create_intent
-from api.payments.queries import payments_of, subscriptions_of
 from api.payments.schemas import (
     ConfigOut,
     CustomerOut,
@@ -44,6 +43,8 @@ from api.payments.schemas import (
 )
 from api.payments.subscriptions import create_subscription
 from api.payments.webhook import WEBHOOK_MAX_BYTES, WebhookRejected, verify
+from core.stripe.store.payments import payments_of
+from core.stripe.store.subscriptions import subscriptions_of
 
 log = structlog.get_logger(__name__)
 

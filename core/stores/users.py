@@ -4,6 +4,7 @@ consumers make to a user (last login, counters)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -51,6 +52,18 @@ async def user_by_id(db_session: AsyncSession, user_id: int) -> User | None:
 
 async def user_exists(db_session: AsyncSession, user_id: int) -> bool:
     return await db_session.scalar(select(User.id).where(User.id == user_id)) is not None
+
+
+@dataclass(frozen=True)
+class Contact:
+    username: str
+    email: str
+
+
+async def user_contact(db_session: AsyncSession, user_id: int) -> Contact | None:
+    result = await db_session.execute(select(User.username, User.email).where(User.id == user_id))
+    row = result.one_or_none()
+    return None if row is None else Contact(*row)
 
 
 async def username(db_session: AsyncSession, user_id: int) -> str | None:

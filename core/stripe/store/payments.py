@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -63,3 +64,17 @@ async def insert(
             "status_event_created": status_event_created,
         },
     )
+
+
+async def payments_of(
+    session: AsyncSession, user_id: int, limit: int, offset: int
+) -> Sequence[Payment]:
+    """The user's payments, newest first, in the state the payment consumer applied."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(Payment.user_id == user_id)
+        .order_by(Payment.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.all()

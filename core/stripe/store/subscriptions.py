@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -56,3 +57,17 @@ async def insert(
             "status_event_created": status_event_created,
         },
     )
+
+
+async def subscriptions_of(
+    session: AsyncSession, user_id: int, limit: int, offset: int
+) -> Sequence[Subscription]:
+    """The user's subscriptions, newest first, in the state the payment consumer applied."""
+    rows = await session.scalars(
+        select(Subscription)
+        .where(Subscription.user_id == user_id)
+        .order_by(Subscription.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.all()
