@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from tests.support.api import api_client, bearer, user_with_token
 from tests.support.payments import (
+    CUSTOMER,
+    INTENT,
     WEBHOOK_PATH,
     LocalStripe,
     count,
@@ -26,8 +28,6 @@ from tests.support.payments import (
 )
 
 PAYMENT_TABLES = ("stripe_customers", "payments", "subscriptions", "stripe_events")
-INTENT = "/api/v1/payments/create-payment-intent"
-CUSTOMER = "/api/v1/payments/create-customer"
 
 
 @asynccontextmanager

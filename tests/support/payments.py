@@ -41,6 +41,9 @@ from tests.support.kafka import Published, read_committed
 from tests.support.ports import free_port
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
+INTENT = "/api/v1/payments/create-payment-intent"
+CUSTOMER = "/api/v1/payments/create-customer"
+SUBSCRIPTION = "/api/v1/payments/create-subscription"
 START_TIMEOUT_S = 20.0
 
 
@@ -232,6 +235,14 @@ async def count(engine: AsyncEngine, table: str, where: str = "true", **params: 
     async with engine.connect() as conn:
         result = await conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
         return int(result.scalar_one())
+
+
+async def payment_rows(engine: AsyncEngine) -> dict[str, int]:
+    """What the payment routes write: our rows of Stripe's objects and payment events."""
+    return {
+        table: await count(engine, table)
+        for table in ("stripe_customers", "payments", "subscriptions")
+    } | {"payment events": await count(engine, "outbox", "topic LIKE 'payment-events%'")}
 
 
 async def status_of(engine: AsyncEngine, table: str, column: str, object_id: str) -> str | None:
