@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.kafka import admin_config
 from core.settings import Settings
 from devenv.local_kafka import KafkaCluster
 from tests.support.cluster import (
@@ -53,13 +54,13 @@ def coordinator_of(cluster: KafkaCluster, transactional_id: str) -> int:
     __transaction_state (Kafka: abs(id.hashCode) % partitions)."""
     h = java_string_hash(transactional_id)
     partition = 0 if h == -(1 << 31) else abs(h) % TRANSACTION_STATE_PARTITIONS
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(cluster.bootstrap_servers))
     topic = admin.list_topics("__transaction_state", timeout=10).topics["__transaction_state"]
     return int(topic.partitions[partition].leader)
 
 
 def leader_of(cluster: KafkaCluster, topic: str, partition: int) -> int:
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(cluster.bootstrap_servers))
     return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
 
 
@@ -123,7 +124,7 @@ async def test_broker_killed_under_relay_load(
     assert "sequence anomaly" not in consumers.log_path.read_text()
     assert await consumed_everything(clean_db, s, exactly=True)
     # Topic creation used the cluster's size: three copies of every partition.
-    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(kafka_cluster.bootstrap_servers))
     for name in (*topics.event_topics, topics.checkpoint):
         meta = admin.list_topics(name, timeout=10).topics[name]
         assert {len(p.replicas) for p in meta.partitions.values()} == {3}, name

@@ -124,7 +124,7 @@ async def test_topics_are_created_with_configured_shape(
             if relay.led_shards:
                 break
             await asyncio.sleep(0.1)
-    admin = AdminClient(admin_config(s.kafka))
+    admin = AdminClient(admin_config(s.kafka.bootstrap_servers))
     metadata = admin.list_topics(timeout=10).topics
     for name in s.kafka.topics.event_topics:
         assert len(metadata[name].partitions) == s.kafka.topics.partitions
