@@ -22,11 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.kafka import admin_config
 from core.settings import Settings
 from devenv.local_kafka import KafkaCluster
-from tests.support.cluster import (
-    consumed_everything,
-    restart_node,
-    wait_for,
-)
+from tests.support.cluster import consumed_everything, restart_node
+from tests.support.consumers import wait_until
 from tests.support.kafka import (
     assert_exactly_once_in_order,
     isolate,
@@ -95,7 +92,7 @@ async def test_broker_killed_under_relay_load(
                 async def flowing(want: int = await published(clean_db) + 200) -> bool:
                     return await published(clean_db) >= want
 
-                await wait_for("the relay publishes", flowing, 120)
+                await wait_until(flowing, 120, "the relay publishes")
                 if victim == "partition-leader":
                     node = leader_of(kafka_cluster, topics.user, 0)
                 else:
@@ -108,11 +105,11 @@ async def test_broker_killed_under_relay_load(
                     return await published(clean_db) >= want
 
                 # RF 3, min ISR 2: the relay keeps committing with one node dead.
-                await wait_for(f"publishing with node {node} dead", flowing_without_it, 120)
+                await wait_until(flowing_without_it, 120, f"publishing with node {node} dead")
                 await asyncio.to_thread(restart_node, kafka_cluster, node)
         await wait_all_published(clean_db, timeout_s=120)
-        await wait_for(
-            "the consumers apply every event", lambda: consumed_everything(clean_db, s), 120
+        await wait_until(
+            lambda: consumed_everything(clean_db, s), 120, "the consumers apply every event"
         )
         assert relay.alive(), relay.log_tail()
         assert consumers.alive(), consumers.log_tail()

@@ -27,7 +27,8 @@ from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from migrations import upgrade
 from tests.support.api import api_client, bearer, user_with_token
-from tests.support.cluster import OwnPostgres, consumed_everything, wait_for
+from tests.support.cluster import OwnPostgres, consumed_everything
+from tests.support.consumers import wait_until
 from tests.support.database import truncate_all
 from tests.support.kafka import (
     assert_exactly_once_in_order,
@@ -110,7 +111,7 @@ async def test_postgres_sigkill_under_api_writes(
                 async def some_written(want: int = 100) -> bool:
                     return acknowledged() >= want
 
-                await wait_for("writes acknowledged", some_written, 60)
+                await wait_until(some_written, 60, "writes acknowledged")
                 await asyncio.to_thread(own_postgres.kill)
                 failed_during = len(attempts)
                 await asyncio.to_thread(own_postgres.start)
@@ -118,13 +119,13 @@ async def test_postgres_sigkill_under_api_writes(
                 async def written_after(want: int = acknowledged() + 100) -> bool:
                     return acknowledged() >= want
 
-                await wait_for("writes acknowledged after recovery", written_after, 120)
+                await wait_until(written_after, 120, "writes acknowledged after recovery")
             finally:
                 stop.set()
                 await asyncio.gather(*writers)
         await wait_all_published(engine, timeout_s=120)
-        await wait_for(
-            "the consumers apply every event", lambda: consumed_everything(engine, s), 120
+        await wait_until(
+            lambda: consumed_everything(engine, s), 120, "the consumers apply every event"
         )
         assert relay.alive(), relay.log_tail()
         assert consumers.alive(), consumers.log_tail()

@@ -19,7 +19,8 @@ from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
-from tests.support.cluster import OwnPostgres, log_to, wait_for
+from tests.support.cluster import OwnPostgres, log_to
+from tests.support.consumers import wait_until
 from tests.support.kafka import (
     assert_exactly_once_in_order,
     isolate,
@@ -64,7 +65,7 @@ async def run_outage(
             async def flowing(want: int = 200) -> bool:
                 return await published(engine) >= want
 
-            await wait_for("the relay publishes", flowing, 60)
+            await wait_until(flowing, 60, "the relay publishes")
             log_size = relay.log_path.stat().st_size
             await asyncio.to_thread(take_down)
 
@@ -74,14 +75,14 @@ async def run_outage(
                     text = log.read()
                 return any(line in text for line in seen)
 
-            await wait_for("the relay meets the outage", relay_saw_it, 60)
+            await wait_until(relay_saw_it, 60, "the relay meets the outage")
             await asyncio.to_thread(bring_back)
             resumed_from = len(ids)
 
             async def writing_again() -> bool:
                 return len(ids) >= resumed_from + 100
 
-            await wait_for("writers commit again", writing_again, 60)
+            await wait_until(writing_again, 60, "writers commit again")
         await wait_all_published(engine, timeout_s=120)
         assert relay.alive(), relay.log_tail()
     finally:
