@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.support.api import api_client, register
+from tests.support.api import api_client, register, served_api
 from tests.support.consumers import wait_until
 from tests.support.payments import (
     WEBHOOK_PATH,
@@ -30,7 +30,6 @@ from tests.support.payments import (
     payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
-    served_api,
     signed_headers,
 )
 from tests.support.ports import free_port

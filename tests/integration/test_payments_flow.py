@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stripe import StripeClient
 
 from core.settings import Settings
-from tests.support.api import PASSWORD, register
+from tests.support.api import PASSWORD, register, served_api
 from tests.support.consumers import wait_until
 from tests.support.payments import (
     CUSTOMER,
@@ -32,7 +32,6 @@ from tests.support.payments import (
     processed_events_in_kafka,
     register_webhook,
     running_pipeline,
-    served_api,
     stripe_client,
 )
 

@@ -1,6 +1,6 @@
-"""Helpers for the payment tests: a real localstripe server per test, the API served
-over real HTTP (localstripe delivers its webhooks there), our Stripe client pointed at
-localstripe, Stripe-signed deliveries, and whether the payment consumer caught up.
+"""Helpers for the payment tests: a real localstripe server per test, our Stripe client
+pointed at localstripe, Stripe-signed deliveries, the payment routes' paths and rows,
+and whether the payment consumer caught up.
 
 localstripe is the only Stripe stand-in: our code talks to it through the stripe
 package exactly as it would talk to Stripe.
@@ -27,11 +27,9 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
 from api.payments.client import build_client
 from core.lifecycle import StopSignal
 from core.settings import Settings
@@ -114,35 +112,6 @@ def payment_settings(settings: Settings, tag: str, stripe_base: str = "") -> Set
 def ls_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
     """payment_settings on this test's localstripe."""
     return payment_settings(settings, "payments", localstripe.base_url)
-
-
-@asynccontextmanager
-async def served_api(s: Settings) -> AsyncIterator[str]:
-    """The real app behind uvicorn on a free port, in this event loop; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(s),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=False,  # as `connectin api` runs it
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("the API server stopped during start-up")
-        if time.monotonic() > deadline:
-            raise TimeoutError("the API server did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def register_webhook(stripe_base: str, api_base: str, secret: str) -> None:
