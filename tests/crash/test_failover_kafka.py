@@ -25,9 +25,8 @@ from devenv.local_kafka import KafkaCluster
 from tests.support.cluster import consumed_everything, restart_node
 from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
     writing,
 )
@@ -125,5 +124,4 @@ async def test_broker_killed_under_relay_load(
     for name in (*topics.event_topics, topics.checkpoint):
         meta = admin.list_topics(name, timeout=10).topics[name]
         assert {len(p.replicas) for p in meta.partitions.values()} == {3}, name
-    events = await asyncio.to_thread(read_committed, s, list(topics.event_topics), 60)
-    assert_exactly_once_in_order(events, set(ids))
+    await assert_events_exactly_once(s, set(ids), timeout_s=60)

@@ -21,9 +21,8 @@ from core.settings import Settings
 from relay.producer import ProducerFenced, ShardProducer
 from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     shards_by_pid,
     wait_all_published,
     write_events,
@@ -143,8 +142,7 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
     live_log = live.log_path.read_text()
     if not cut_off:
         assert "frozen relay evicted" in live_log, live.log_tail()
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(published, set(ids))
+    await assert_events_exactly_once(s, set(ids))
 
 
 async def test_frozen_relay_loses_its_shards_and_is_fenced_when_it_wakes(
@@ -197,5 +195,4 @@ async def test_a_live_zombie_producer_is_fenced_by_the_new_leader(
     finally:
         await asyncio.to_thread(zombie.close)
         assert relay.terminate() == 0, relay.log_tail()
-    events = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(events, set(ids))
+    await assert_events_exactly_once(s, set(ids))

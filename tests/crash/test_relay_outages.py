@@ -22,9 +22,8 @@ from migrations import upgrade
 from tests.support.cluster import OwnPostgres, log_to
 from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
     writing,
 )
@@ -90,8 +89,7 @@ async def run_outage(
     assert code == 0, relay.log_tail()
     in_outbox = await outbox_event_ids(engine)
     assert set(ids) <= in_outbox
-    events = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics), 60)
-    assert_exactly_once_in_order(events, in_outbox)
+    await assert_events_exactly_once(s, in_outbox, timeout_s=60)
     assert len(in_outbox) > 300
 
 

@@ -139,6 +139,16 @@ def assert_exactly_once_in_order(published: list[Published], expected_ids: set[s
         assert sequences == list(range(1, len(sequences) + 1)), f"key {key}: {sequences[:20]}"
 
 
+async def assert_events_exactly_once(
+    settings: Settings, expected_ids: set[str], timeout_s: float = 20
+) -> None:
+    """Every event topic, read read_committed, holds each expected event once, nothing
+    else, and per key sequences 1..n in order."""
+    topics = list(settings.kafka.topics.event_topics)
+    published = await asyncio.to_thread(read_committed, settings, topics, timeout_s)
+    assert_exactly_once_in_order(published, expected_ids)
+
+
 async def write_events(
     engine: AsyncEngine,
     settings: Settings,
