@@ -153,6 +153,14 @@ def signed_headers(
     }
 
 
+async def deliver(
+    http: httpx.AsyncClient, s: Settings, body: bytes, *, timestamp: int | None = None
+) -> httpx.Response:
+    """`body` posted to the webhook, signed with `s`'s endpoint secret as Stripe signs it."""
+    headers = signed_headers(s.stripe.webhook_secret, body, timestamp=timestamp)
+    return await http.post(WEBHOOK_PATH, content=body, headers=headers)
+
+
 def event_body(
     event_type: str, obj: dict[str, Any], *, created: int, event_id: str | None = None
 ) -> bytes:
