@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
@@ -71,12 +72,14 @@ async def write_projects(
 async def stored(engine: AsyncEngine) -> tuple[dict[str, int], dict[str, str]]:
     """Projects by title, and each project.created event's id by its title."""
     async with engine.connect() as conn:
-        projects = {t: i for i, t in await conn.exec_driver_sql("SELECT id, title FROM projects")}
+        projects = {t: i for i, t in await conn.execute(text("SELECT id, title FROM projects"))}
         events = {
             t: e
-            for e, t in await conn.exec_driver_sql(
-                "SELECT event_id::text, payload->'data'->>'title' FROM outbox "
-                "WHERE event_type = 'project.created'"
+            for e, t in await conn.execute(
+                text(
+                    "SELECT event_id::text, payload->'data'->>'title' FROM outbox "
+                    "WHERE event_type = 'project.created'"
+                )
             )
         }
     return projects, events

@@ -52,8 +52,8 @@ async def published(engine: AsyncEngine) -> int:
 async def run_outage(
     s: Settings,
     engine: AsyncEngine,
-    take_down: Callable[[], None],
-    bring_back: Callable[[], None],
+    take_down: Callable[[], object],
+    bring_back: Callable[[], object],
     seen: tuple[str, ...],
 ) -> None:
     s = replace(s, relay=replace(s.relay, batch_size=50, lock_check_ms=200))

@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.outbox import shard_of
@@ -56,8 +57,8 @@ def log_lines(process: Process) -> list[dict[str, Any]]:
 
 async def pending_by_shard(engine: AsyncEngine) -> dict[int, int]:
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT shard, count(*) FROM outbox WHERE published_at IS NULL GROUP BY shard"
+        rows = await conn.execute(
+            text("SELECT shard, count(*) FROM outbox WHERE published_at IS NULL GROUP BY shard")
         )
         return {int(shard): int(n) for shard, n in rows}
 

@@ -122,7 +122,7 @@ async def test_parallel_subscriptions_with_one_key_and_two_cards_make_one_subscr
                     "exp_month": 12,
                     "exp_year": 2030,
                     "cvc": "123",
-                },  # type: ignore[typeddict-item]
+                },
             }
         )
     headers = {**bearer(token), "Idempotency-Key": "subscribe-race"}

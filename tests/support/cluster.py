@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
@@ -209,7 +210,7 @@ def stop_own_postgres(pg: OwnPostgres) -> None:
 async def event_ids_by(engine: AsyncEngine, table: str, column: str) -> dict[str, set[str]]:
     """The event ids of `table` grouped by `column`."""
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(f"SELECT {column}, event_id::text FROM {table}")
+        rows = await conn.execute(text(f"SELECT {column}, event_id::text FROM {table}"))
         out: dict[str, set[str]] = {}
         for group, event_id in rows:
             out.setdefault(group, set()).add(event_id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -229,9 +230,11 @@ async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None
 async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
     """Shards each relay backend leads: the advisory locks of `s`'s namespace it holds."""
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
-            "::int::oid GROUP BY pid"
+        rows = await conn.execute(
+            text(
+                "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
+                "::int::oid GROUP BY pid"
+            )
         )
         return {int(pid): int(n) for pid, n in rows}
