@@ -229,12 +229,12 @@ async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None
 
 async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
     """Shards each relay backend leads: the advisory locks of `s`'s namespace it holds."""
+    namespace = lock_namespace(s.kafka.transactional_id_prefix)
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
                 "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
-                "::int::oid GROUP BY pid"
+                f"AND objsubid = 2 AND classid = ({namespace})::int::oid GROUP BY pid"
             )
         )
         return {int(pid): int(n) for pid, n in rows}
