@@ -40,7 +40,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy api relay consumers core cli devenv bench
+	$(BIN)/mypy api relay consumers core cli devenv bench tests
 
 # tests/unit, then tests/integration and tests/crash (pyproject's testpaths order).
 test: lint typecheck browser services

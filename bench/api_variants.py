@@ -21,6 +21,7 @@ import threading
 from datetime import UTC, datetime
 from typing import cast
 
+import msgspec
 import uvicorn
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from litestar import Litestar, post
@@ -32,7 +33,6 @@ from api import events
 from api.app import create_app
 from api.deps import AppSettings, Caller, DbSession, TraceParent
 from api.fields import clean_text
-from api.projects.routes import project_out
 from api.projects.schemas import ProjectIn, ProjectOut
 from core.envelope import event_key
 from core.kafka import base_producer_config
@@ -120,7 +120,8 @@ async def create_project_domain_only(
     data: JSONBody[ProjectIn], db_session: DbSession, principal: Caller
 ) -> ProjectOut:
     """The real handler minus the outbox row: the floor the outbox is measured against."""
-    return project_out(await _insert_project(db_session, data, principal.id))
+    project = await _insert_project(db_session, data, principal.id)
+    return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 @post(DUAL_WRITE, status_code=201, include_in_schema=False)
@@ -138,7 +139,7 @@ async def create_project_dual_write(
     await db_session.commit()
     sender = cast(KafkaSender, state.kafka_sender)
     await sender.send(events.project_created(settings.kafka.topics, project, traceparent))
-    return project_out(project)
+    return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 def create_variant_app(settings: Settings) -> Litestar:

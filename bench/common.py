@@ -18,6 +18,7 @@ import asyncpg
 from confluent_kafka.admin import AdminClient
 
 from core.db import drop_database, recreate_database
+from core.kafka import admin_config
 from core.settings import TEST, Settings
 from migrations import upgrade
 
@@ -58,7 +59,7 @@ def drop_run(settings: Settings) -> None:
     database = settings.database.url.rsplit("/", 1)[1].split("?")[0]
     if database.startswith("connectin_bench_"):
         _drop_database(settings, database)
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(admin_config(settings.kafka.bootstrap_servers))
     topics = [
         topic
         for topic in admin.list_topics(timeout=30).topics

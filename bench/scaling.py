@@ -36,7 +36,7 @@ from bench.profile import Markers, profile_process
 from bench.users import make_users
 from consumers.registry import TopicRole, topic_name
 from core.envelope import SCHEMA_VERSION, Envelope, kafka_headers
-from core.kafka import group_id
+from core.kafka import admin_config, group_id
 from core.settings import Settings
 
 
@@ -132,7 +132,7 @@ def envelopes(
 
 def group_ready(settings: Settings, workload: Workload, members: int) -> bool:
     """`members` members, stable, every partition of the workload's topic assigned."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(admin_config(settings.kafka.bootstrap_servers))
     group = group_id(settings.kafka, workload.consumer)
     description = admin.describe_consumer_groups([group])[group].result(timeout=10)
     assigned = sum(len(m.assignment.topic_partitions) for m in description.members)

@@ -58,10 +58,19 @@ def consumer_client_id(consumer: str) -> str:
 STATUS_CLIENT_ID = "connectin-status"
 
 
-def admin_config(kafka: KafkaSettings, *, client_id: str | None = None) -> Config:
-    config: Config = {"bootstrap.servers": kafka.bootstrap_servers}
+def admin_config(
+    bootstrap_servers: str, *, client_id: str | None = None, quiet: bool = False
+) -> Config:
+    """Every admin client's. It takes the address rather than KafkaSettings because the
+    development environment also asks single nodes of a local cluster. `quiet` for
+    callers that poll a broker that may be down or starting: librdkafka would print
+    every refused connection to stderr, over the CLI's screen, while the failure
+    reaches the caller as an exception anyway."""
+    config: Config = {"bootstrap.servers": bootstrap_servers}
     if client_id is not None:
         config["client.id"] = client_id
+    if quiet:
+        config["log_level"] = 0
     return config
 
 

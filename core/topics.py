@@ -10,6 +10,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from core.kafka import admin_config
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -31,7 +33,7 @@ class TopicError(RuntimeError):
 def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30) -> None:
     """Create missing topics, replicated as the brokers' defaults say; check existing
     ones have at least the partitions asked."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(admin_config(bootstrap_servers))
     wanted = {spec.name: spec for spec in specs}
     existing = admin.list_topics(timeout=timeout).topics
     missing = [

@@ -22,6 +22,7 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from core.kafka import admin_config
 from core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -141,9 +142,7 @@ def kafka_answers(settings: Settings, timeout: float = 5.0) -> bool:
     """True when a broker answers a metadata request and lists at least one broker."""
     if not tcp_open(*kafka_address(settings), timeout=min(timeout, 2.0)):
         return False
-    # log_level 0: librdkafka would otherwise print every refused reconnect to stderr
-    # while we poll a broker that is still starting.
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 0})
+    admin = AdminClient(admin_config(settings.kafka.bootstrap_servers, quiet=True))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

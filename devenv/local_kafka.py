@@ -30,6 +30,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from core.kafka import admin_config
 from core.settings import Settings
 from devenv.common import (
     CACHE_DIR,
@@ -150,7 +151,7 @@ num.recovery.threads.per.data.dir=2
         """This node itself serves metadata (not only the cluster on its behalf)."""
         if not tcp_open(self.cluster.host, self.port, timeout=timeout):
             return False
-        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 0})
+        admin = AdminClient(admin_config(self.address, quiet=True))
         try:
             return self.node_id in admin.list_topics(timeout=timeout).brokers
         except KafkaException:
@@ -293,8 +294,7 @@ class KafkaCluster:
         """How many brokers the cluster's metadata lists (0 if nobody answers)."""
         if not any(tcp_open(self.host, n.port, timeout=min(timeout, 2.0)) for n in self.nodes()):
             return 0
-        # log_level 0: librdkafka would otherwise print every refused reconnect.
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient(admin_config(self.bootstrap_servers, quiet=True))
         try:
             return len(admin.list_topics(timeout=timeout).brokers)
         except KafkaException:

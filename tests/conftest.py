@@ -94,7 +94,7 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
 
 
 def _delete_topics(settings: Settings) -> None:
-    admin = AdminClient(admin_config(settings.kafka))
+    admin = AdminClient(admin_config(settings.kafka.bootstrap_servers))
     existing = admin.list_topics(timeout=10).topics
     mine = [t for t in existing if f"test-{RUN_ID}" in t]
     if mine:

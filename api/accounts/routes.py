@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
@@ -41,21 +42,8 @@ from api.deps import (
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
 from core.stores import users
-from core.tables import User
 
 PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        created_at=user.created_at,
-        last_login_at=user.last_login_at,
-        projects_count=user.projects_count,
-        unread_messages=user.unread_messages,
-    )
 
 
 @post("/register", status_code=201)
@@ -82,7 +70,7 @@ async def register(
     await events.emit(
         db_session, settings, events.user_registered(settings.kafka.topics, user, traceparent)
     )
-    return user_out(user)
+    return msgspec.convert(user, UserOut, from_attributes=True)
 
 
 def login_name(data: LoginIn) -> tuple[str, str]:
@@ -148,7 +136,7 @@ async def me(db_session: DbSession, principal: Caller) -> UserOut:
     if user is None:
         # A valid token for an account that no longer exists: make the client log in.
         raise NotAuthorizedException(detail="account not found")
-    return user_out(user)
+    return msgspec.convert(user, UserOut, from_attributes=True)
 
 
 AUTH_ROUTER = Router(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
@@ -16,21 +17,10 @@ from api.messages.schemas import MessageIn, MessageOut
 from api.params import Limit, Offset
 from core.stores.messages import add_message, messages_of
 from core.stores.users import user_exists
-from core.tables import Message
 
 WithUser = Annotated[
     int | None, QueryParameter(ge=1, le=MAX_ID, description="only the conversation with this user")
 ]
-
-
-def message_out(message: Message) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        sender_id=message.sender_id,
-        recipient_id=message.recipient_id,
-        body=message.body,
-        created_at=message.created_at,
-    )
 
 
 @post("/", status_code=201)
@@ -51,7 +41,7 @@ async def send_message(
     await events.emit(
         db_session, settings, events.message_sent(settings.kafka.topics, message, traceparent)
     )
-    return message_out(message)
+    return msgspec.convert(message, MessageOut, from_attributes=True)
 
 
 @get("/")
@@ -64,7 +54,7 @@ async def list_messages(
 ) -> list[MessageOut]:
     """Messages the caller sent or received, newest first."""
     rows = await messages_of(db_session, principal.id, with_user, limit, offset)
-    return [message_out(m) for m in rows]
+    return msgspec.convert(rows, list[MessageOut], from_attributes=True)
 
 
 ROUTER = Router(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
@@ -10,18 +11,6 @@ from api.deps import Caller, DbSession
 from api.notifications.schemas import NotificationOut, NotificationsOut, ReadAllOut
 from api.params import Limit, Offset, PathId
 from core.stores import notifications
-from core.tables import Notification
-
-
-def notification_out(n: Notification) -> NotificationOut:
-    return NotificationOut(
-        id=n.id,
-        kind=n.kind,
-        title=n.title,
-        data=n.data,
-        created_at=n.created_at,
-        read_at=n.read_at,
-    )
 
 
 @get("/")
@@ -36,7 +25,7 @@ async def list_notifications(
     rows = await notifications.newest_notifications(
         db_session, principal.id, unread_only, limit, offset
     )
-    items = [notification_out(n) for n in rows]
+    items = msgspec.convert(rows, list[NotificationOut], from_attributes=True)
     unread = await notifications.unread_count(db_session, principal.id)
     return NotificationsOut(items=items, unread_count=unread)
 
@@ -50,7 +39,7 @@ async def mark_read(
     notification = await notifications.mark_read(db_session, principal.id, notification_id)
     if notification is None:
         raise NotFoundException(detail=f"notification {notification_id} not found")
-    return notification_out(notification)
+    return msgspec.convert(notification, NotificationOut, from_attributes=True)
 
 
 @post("/read-all", status_code=200)

@@ -12,8 +12,10 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import QueryParameter
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from api.auth import EXCLUDE_FROM_AUTH
+from api.errors import error_response
 from api.ops.collector import collector
 from api.ops.guards import AUTHENTICATE, require_ops_token, token_check
 from api.ops.page import ops_page
@@ -47,10 +49,7 @@ async def outbox(state: State) -> dict[str, Any]:
     """Per shard: leader (pid, client address, application name), pending events and
     the age of the oldest unpublished one."""
     status = collector(state)
-    try:
-        part = await status.outbox()
-    except StatusUnavailable as exc:
-        raise ServiceUnavailableException(str(exc)) from exc
+    part = await status.outbox()
     return _with_findings(part.to_dict(), status.findings(outbox=part))
 
 
@@ -58,10 +57,7 @@ async def outbox(state: State) -> dict[str, Any]:
 async def consumers(state: State) -> dict[str, Any]:
     """Per consumer group and partition: committed offset, end offset, lag."""
     status = collector(state)
-    try:
-        part = await status.consumers()
-    except StatusUnavailable as exc:
-        raise ServiceUnavailableException(str(exc)) from exc
+    part = await status.consumers()
     return _with_findings(part.to_dict(), status.findings(consumers=part))
 
 
@@ -75,16 +71,13 @@ async def dead_letters(
     """Dead letters newest first (`pending=false` includes replayed ones) and the
     unreplayed count per original topic."""
     status = collector(state)
-    try:
-        rows = await status.guard(
-            "postgres",
-            list_dead_letters(status.engine, topic=topic, pending_only=pending, limit=limit),
-        )
-        by_topic = dict(
-            sorted((await status.guard("postgres", pending_by_topic(status.engine))).items())
-        )
-    except StatusUnavailable as exc:
-        raise ServiceUnavailableException(str(exc)) from exc
+    rows = await status.guard(
+        "postgres",
+        list_dead_letters(status.engine, topic=topic, pending_only=pending, limit=limit),
+    )
+    by_topic = dict(
+        sorted((await status.guard("postgres", pending_by_topic(status.engine))).items())
+    )
     return {
         "unreplayed": sum(by_topic.values()),
         "by_topic": by_topic,
@@ -105,6 +98,11 @@ async def replay_dead_letter(state: State, dead_letter_id: PathId) -> dict[str, 
     return result.to_dict()
 
 
+def _unreadable(_: Request[Any, Any, Any], exc: StatusUnavailable) -> Response[dict[str, Any]]:
+    """A part the route reads could not be read: 503 with the reason."""
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+
 def _with_findings(body: dict[str, Any], findings: list[Any]) -> dict[str, Any]:
     body["breaches"] = [f.to_dict() for f in findings if f.severity == "breach"]
     body["warnings"] = [f.to_dict() for f in findings if f.severity == "warning"]
@@ -116,6 +114,7 @@ guarded = Router(
     path="/",
     route_handlers=[status, outbox, consumers, dead_letters, replay_dead_letter],
     guards=[require_ops_token],
+    exception_handlers={StatusUnavailable: _unreadable},
 )
 
 ROUTER = Router(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+import msgspec
 import stripe
 import structlog
 from litestar import Request, Router, get, post
@@ -112,18 +113,7 @@ async def list_payments(
 ) -> list[PaymentOut]:
     """The caller's payments, newest first, in the state the payment consumer applied."""
     rows = await payments_of(db_session, principal.id, limit, offset)
-    return [
-        PaymentOut(
-            id=p.id,
-            payment_intent_id=p.payment_intent_id,
-            amount=p.amount,
-            currency=p.currency,
-            status=p.status,
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-        )
-        for p in rows
-    ]
+    return msgspec.convert(rows, list[PaymentOut], from_attributes=True)
 
 
 @get("/subscriptions")
@@ -132,17 +122,7 @@ async def list_subscriptions(
 ) -> list[SubscriptionOut]:
     """The caller's subscriptions, newest first."""
     rows = await subscriptions_of(db_session, principal.id, limit, offset)
-    return [
-        SubscriptionOut(
-            id=s.id,
-            subscription_id=s.subscription_id,
-            price_id=s.price_id,
-            status=s.status,
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-        )
-        for s in rows
-    ]
+    return msgspec.convert(rows, list[SubscriptionOut], from_attributes=True)
 
 
 @get("/config", opt=PUBLIC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody
@@ -21,27 +22,7 @@ from core.stores.projects import (
     newest_projects,
     project_by_id,
 )
-from core.tables import Project, ProjectApplication
-
-
-def project_out(project: Project) -> ProjectOut:
-    return ProjectOut(
-        id=project.id,
-        owner_id=project.owner_id,
-        title=project.title,
-        description=project.description,
-        created_at=project.created_at,
-    )
-
-
-def application_out(application: ProjectApplication) -> ApplicationOut:
-    return ApplicationOut(
-        id=application.id,
-        project_id=application.project_id,
-        applicant_id=application.applicant_id,
-        cover_letter=application.cover_letter,
-        created_at=application.created_at,
-    )
+from core.tables import Project
 
 
 async def _project(db_session: AsyncSession, project_id: int) -> Project:
@@ -69,7 +50,7 @@ async def create_project(
     await events.emit(
         db_session, settings, events.project_created(settings.kafka.topics, project, traceparent)
     )
-    return project_out(project)
+    return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 @get("/")
@@ -77,12 +58,14 @@ async def list_projects(
     db_session: DbSession, limit: Limit = 50, offset: Offset = 0
 ) -> list[ProjectOut]:
     """All projects, newest first."""
-    return [project_out(p) for p in await newest_projects(db_session, limit, offset)]
+    rows = await newest_projects(db_session, limit, offset)
+    return msgspec.convert(rows, list[ProjectOut], from_attributes=True)
 
 
 @get("/{project_id:int}")
 async def get_project(project_id: PathId, db_session: DbSession) -> ProjectOut:
-    return project_out(await _project(db_session, project_id))
+    project = await _project(db_session, project_id)
+    return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 @post("/{project_id:int}/applications", status_code=201)
@@ -109,7 +92,7 @@ async def apply(
         settings,
         events.project_applied(settings.kafka.topics, project, application, traceparent),
     )
-    return application_out(application)
+    return msgspec.convert(application, ApplicationOut, from_attributes=True)
 
 
 @get("/{project_id:int}/applications")
@@ -125,7 +108,7 @@ async def list_applications(
     if project.owner_id != principal.id:
         raise PermissionDeniedException(detail="only the project's owner can see applications")
     rows = await applications_of(db_session, project_id, limit, offset)
-    return [application_out(a) for a in rows]
+    return msgspec.convert(rows, list[ApplicationOut], from_attributes=True)
 
 
 ROUTER = Router(

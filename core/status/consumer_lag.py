@@ -39,12 +39,7 @@ EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 def admin_client(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(
-        {
-            **admin_config(kafka, client_id=STATUS_CLIENT_ID),
-            # librdkafka would print every failed connection attempt to stderr, over the
-            # CLI's screen; a failure reaches the caller as an exception instead.
-            "log_level": 0,
-        }
+        admin_config(kafka.bootstrap_servers, client_id=STATUS_CLIENT_ID, quiet=True)
     )
 
 

@@ -19,17 +19,14 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.kafka import admin_config
 from core.settings import Settings
 from devenv.local_kafka import KafkaCluster
-from tests.support.cluster import (
-    consumed_everything,
-    restart_node,
-    wait_for,
-)
+from tests.support.cluster import consumed_everything, restart_node
+from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
     writing,
 )
@@ -53,13 +50,13 @@ def coordinator_of(cluster: KafkaCluster, transactional_id: str) -> int:
     __transaction_state (Kafka: abs(id.hashCode) % partitions)."""
     h = java_string_hash(transactional_id)
     partition = 0 if h == -(1 << 31) else abs(h) % TRANSACTION_STATE_PARTITIONS
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(cluster.bootstrap_servers))
     topic = admin.list_topics("__transaction_state", timeout=10).topics["__transaction_state"]
     return int(topic.partitions[partition].leader)
 
 
 def leader_of(cluster: KafkaCluster, topic: str, partition: int) -> int:
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(cluster.bootstrap_servers))
     return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
 
 
@@ -94,7 +91,7 @@ async def test_broker_killed_under_relay_load(
                 async def flowing(want: int = await published(clean_db) + 200) -> bool:
                     return await published(clean_db) >= want
 
-                await wait_for("the relay publishes", flowing, 120)
+                await wait_until(flowing, 120, "the relay publishes")
                 if victim == "partition-leader":
                     node = leader_of(kafka_cluster, topics.user, 0)
                 else:
@@ -107,11 +104,11 @@ async def test_broker_killed_under_relay_load(
                     return await published(clean_db) >= want
 
                 # RF 3, min ISR 2: the relay keeps committing with one node dead.
-                await wait_for(f"publishing with node {node} dead", flowing_without_it, 120)
+                await wait_until(flowing_without_it, 120, f"publishing with node {node} dead")
                 await asyncio.to_thread(restart_node, kafka_cluster, node)
         await wait_all_published(clean_db, timeout_s=120)
-        await wait_for(
-            "the consumers apply every event", lambda: consumed_everything(clean_db, s), 120
+        await wait_until(
+            lambda: consumed_everything(clean_db, s), 120, "the consumers apply every event"
         )
         assert relay.alive(), relay.log_tail()
         assert consumers.alive(), consumers.log_tail()
@@ -123,9 +120,8 @@ async def test_broker_killed_under_relay_load(
     assert "sequence anomaly" not in consumers.log_path.read_text()
     assert await consumed_everything(clean_db, s, exactly=True)
     # Topic creation used the cluster's size: three copies of every partition.
-    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers})
+    admin = AdminClient(admin_config(kafka_cluster.bootstrap_servers))
     for name in (*topics.event_topics, topics.checkpoint):
         meta = admin.list_topics(name, timeout=10).topics[name]
         assert {len(p.replicas) for p in meta.partitions.values()} == {3}, name
-    events = await asyncio.to_thread(read_committed, s, list(topics.event_topics), 60)
-    assert_exactly_once_in_order(events, set(ids))
+    await assert_events_exactly_once(s, set(ids), timeout_s=60)

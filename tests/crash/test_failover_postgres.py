@@ -21,18 +21,19 @@ from dataclasses import dataclass, replace
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from migrations import upgrade
 from tests.support.api import api_client, bearer, user_with_token
-from tests.support.cluster import OwnPostgres, consumed_everything, wait_for
+from tests.support.cluster import OwnPostgres, consumed_everything
+from tests.support.consumers import wait_until
 from tests.support.database import truncate_all
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
 )
 from tests.support.processes import Process, settings_env
@@ -71,12 +72,14 @@ async def write_projects(
 async def stored(engine: AsyncEngine) -> tuple[dict[str, int], dict[str, str]]:
     """Projects by title, and each project.created event's id by its title."""
     async with engine.connect() as conn:
-        projects = {t: i for i, t in await conn.exec_driver_sql("SELECT id, title FROM projects")}
+        projects = {t: i for i, t in await conn.execute(text("SELECT id, title FROM projects"))}
         events = {
             t: e
-            for e, t in await conn.exec_driver_sql(
-                "SELECT event_id::text, payload->'data'->>'title' FROM outbox "
-                "WHERE event_type = 'project.created'"
+            for e, t in await conn.execute(
+                text(
+                    "SELECT event_id::text, payload->'data'->>'title' FROM outbox "
+                    "WHERE event_type = 'project.created'"
+                )
             )
         }
     return projects, events
@@ -110,7 +113,7 @@ async def test_postgres_sigkill_under_api_writes(
                 async def some_written(want: int = 100) -> bool:
                     return acknowledged() >= want
 
-                await wait_for("writes acknowledged", some_written, 60)
+                await wait_until(some_written, 60, "writes acknowledged")
                 await asyncio.to_thread(own_postgres.kill)
                 failed_during = len(attempts)
                 await asyncio.to_thread(own_postgres.start)
@@ -118,13 +121,13 @@ async def test_postgres_sigkill_under_api_writes(
                 async def written_after(want: int = acknowledged() + 100) -> bool:
                     return acknowledged() >= want
 
-                await wait_for("writes acknowledged after recovery", written_after, 120)
+                await wait_until(written_after, 120, "writes acknowledged after recovery")
             finally:
                 stop.set()
                 await asyncio.gather(*writers)
         await wait_all_published(engine, timeout_s=120)
-        await wait_for(
-            "the consumers apply every event", lambda: consumed_everything(engine, s), 120
+        await wait_until(
+            lambda: consumed_everything(engine, s), 120, "the consumers apply every event"
         )
         assert relay.alive(), relay.log_tail()
         assert consumers.alive(), consumers.log_tail()
@@ -150,5 +153,4 @@ async def test_postgres_sigkill_under_api_writes(
             assert (attempt.title in projects) == (attempt.title in events), attempt
             committed_unanswered += attempt.title in projects
     print(f"{len(failed)} requests failed, {committed_unanswered} of them had committed")
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics), 60)
-    assert_exactly_once_in_order(published, outbox)
+    await assert_events_exactly_once(s, outbox, timeout_s=60)

@@ -19,19 +19,17 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.support.api import api_client, register
+from tests.support.api import api_client, register, served_api
 from tests.support.consumers import wait_until
 from tests.support.payments import (
-    WEBHOOK_PATH,
     count,
+    deliver,
     event_body,
     intent_object,
     payment_settings,
     payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
-    served_api,
-    signed_headers,
 )
 from tests.support.ports import free_port
 
@@ -65,9 +63,7 @@ async def test_webhooks_are_stored_while_kafka_is_down_and_flow_once_it_is_back(
         slowest = 0.0
         for body in deliveries:
             started = time.monotonic()
-            response = await http.post(
-                WEBHOOK_PATH, content=body, headers=signed_headers(s.stripe.webhook_secret, body)
-            )
+            response = await deliver(http, s, body)
             slowest = max(slowest, time.monotonic() - started)
             assert response.status_code == 200, response.text
     print(f"\n{len(deliveries)} webhooks with Kafka unreachable, slowest {slowest * 1000:.0f} ms")

@@ -16,9 +16,8 @@ from core.settings import Settings
 from core.topics import ensure_topics
 from relay.service import relay_topics
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
     write_events,
 )
@@ -76,8 +75,7 @@ async def test_new_relay_recovers_from_a_previous_version_checkpoint(
     finally:
         assert relay.terminate() == 0, relay.log_tail()
 
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(published, set(ids))
+    await assert_events_exactly_once(s, set(ids))
     async with clean_db.connect() as conn:
         recovered = {
             int(r[0])

@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.outbox_store import OutboxRow
 from core.settings import Settings
 from relay.producer import ProducerFenced, ShardProducer
-from tests.support.cluster import wait_for
+from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     shards_by_pid,
     wait_all_published,
     write_events,
@@ -91,7 +90,7 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
             async def split() -> bool:
                 return sorted((await shards_by_pid(engine, s)).values()) == [2, 2]
 
-            await wait_for("shards split 2/2", split, 60)
+            await wait_until(split, 60, "shards split 2/2")
             counts = await shards_by_pid(engine, s)
             held = {
                 r.pid: sum(counts.get(b, 0) for b in await backends_of(engine, r.pid))
@@ -114,8 +113,8 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
                 mine = await backends_of(engine, live.pid)
                 return sum(counts.get(b, 0) for b in mine) == s.relay.shards
 
-            took = await wait_for(
-                "the live relay leads every shard", live_leads_all, TAKEOVER_BOUND_S
+            took = await wait_until(
+                live_leads_all, TAKEOVER_BOUND_S, "the live relay leads every shard"
             )
             print(f"shards moved {took:.1f} s after SIGSTOP (lease timeout {LEASE_TIMEOUT_MS} ms)")
             # Events written while the frozen relay is stopped are published by the other.
@@ -124,14 +123,16 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
             async def more_written() -> bool:
                 return len(ids) >= before + 100
 
-            await wait_for("writes go on", more_written, 60)
+            await wait_until(more_written, 60, "writes go on")
             frozen.popen.send_signal(signal.SIGCONT)
 
             async def frozen_lost_its_lease() -> bool:
                 text = frozen.log_path.read_text(errors="replace")
                 return "lease connection lost" in text
 
-            await wait_for("the thawed relay noticed it lost its leases", frozen_lost_its_lease, 60)
+            await wait_until(
+                frozen_lost_its_lease, 60, "the thawed relay noticed it lost its leases"
+            )
         await wait_all_published(engine, timeout_s=120)
     finally:
         if frozen is not None and frozen.alive():
@@ -141,8 +142,7 @@ async def run_frozen(settings: Settings, engine: AsyncEngine, tag: str, *, cut_o
     live_log = live.log_path.read_text()
     if not cut_off:
         assert "frozen relay evicted" in live_log, live.log_tail()
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(published, set(ids))
+    await assert_events_exactly_once(s, set(ids))
 
 
 async def test_frozen_relay_loses_its_shards_and_is_fenced_when_it_wakes(
@@ -172,7 +172,7 @@ async def test_a_live_zombie_producer_is_fenced_by_the_new_leader(
         async def relay_leads_everything() -> bool:
             return sorted((await shards_by_pid(clean_db, s)).values()) == [s.relay.shards]
 
-        await wait_for("the relay leads every shard", relay_leads_everything, 60)
+        await wait_until(relay_leads_everything, 60, "the relay leads every shard")
         # Shard 0 has events and they were published: the relay's shard 0 worker ran
         # init_transactions() for the zombie's transactional id after the zombie did.
         ids = await write_events(clean_db, s, 40, keys=20)
@@ -195,5 +195,4 @@ async def test_a_live_zombie_producer_is_fenced_by_the_new_leader(
     finally:
         await asyncio.to_thread(zombie.close)
         assert relay.terminate() == 0, relay.log_tail()
-    events = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(events, set(ids))
+    await assert_events_exactly_once(s, set(ids))

@@ -15,7 +15,7 @@ from core.leadership import relay_application_name
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
     read_committed,
     shards_by_pid,
@@ -60,8 +60,7 @@ async def test_two_relays_split_shards_and_survive_one_dying(
         await wait_all_published(clean_db)
     finally:
         assert second.terminate() == 0, second.log_tail()
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(published, set(ids))
+    await assert_events_exactly_once(s, set(ids))
 
 
 async def test_lost_lease_connection_stops_and_recovers(
@@ -88,8 +87,7 @@ async def test_lost_lease_connection_stops_and_recovers(
     finally:
         assert relay.terminate() == 0, relay.log_tail()
     assert "lease connection lost" in relay.log_path.read_text()
-    published = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics))
-    assert_exactly_once_in_order(published, set(ids))
+    await assert_events_exactly_once(s, set(ids))
 
 
 async def test_late_committing_transaction_is_still_published(

@@ -19,11 +19,11 @@ from core.db import create_engine
 from core.settings import DatabaseSettings, Settings, async_database_url
 from devenv.local_kafka import KafkaCluster
 from migrations import upgrade
-from tests.support.cluster import OwnPostgres, log_to, wait_for
+from tests.support.cluster import OwnPostgres, log_to
+from tests.support.consumers import wait_until
 from tests.support.kafka import (
-    assert_exactly_once_in_order,
+    assert_events_exactly_once,
     isolate,
-    read_committed,
     wait_all_published,
     writing,
 )
@@ -52,8 +52,8 @@ async def published(engine: AsyncEngine) -> int:
 async def run_outage(
     s: Settings,
     engine: AsyncEngine,
-    take_down: Callable[[], None],
-    bring_back: Callable[[], None],
+    take_down: Callable[[], object],
+    bring_back: Callable[[], object],
     seen: tuple[str, ...],
 ) -> None:
     s = replace(s, relay=replace(s.relay, batch_size=50, lock_check_ms=200))
@@ -64,7 +64,7 @@ async def run_outage(
             async def flowing(want: int = 200) -> bool:
                 return await published(engine) >= want
 
-            await wait_for("the relay publishes", flowing, 60)
+            await wait_until(flowing, 60, "the relay publishes")
             log_size = relay.log_path.stat().st_size
             await asyncio.to_thread(take_down)
 
@@ -74,14 +74,14 @@ async def run_outage(
                     text = log.read()
                 return any(line in text for line in seen)
 
-            await wait_for("the relay meets the outage", relay_saw_it, 60)
+            await wait_until(relay_saw_it, 60, "the relay meets the outage")
             await asyncio.to_thread(bring_back)
             resumed_from = len(ids)
 
             async def writing_again() -> bool:
                 return len(ids) >= resumed_from + 100
 
-            await wait_for("writers commit again", writing_again, 60)
+            await wait_until(writing_again, 60, "writers commit again")
         await wait_all_published(engine, timeout_s=120)
         assert relay.alive(), relay.log_tail()
     finally:
@@ -89,8 +89,7 @@ async def run_outage(
     assert code == 0, relay.log_tail()
     in_outbox = await outbox_event_ids(engine)
     assert set(ids) <= in_outbox
-    events = await asyncio.to_thread(read_committed, s, list(s.kafka.topics.event_topics), 60)
-    assert_exactly_once_in_order(events, in_outbox)
+    await assert_events_exactly_once(s, in_outbox, timeout_s=60)
     assert len(in_outbox) > 300
 
 

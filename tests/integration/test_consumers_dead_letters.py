@@ -47,6 +47,17 @@ def anomalies(consumer: str) -> float:
     )
 
 
+async def applied_and_parked(engine: AsyncEngine, applied: int, parked: int) -> None:
+    """Wait until the consumers applied `applied` events and parked `parked` records."""
+
+    async def settled() -> bool:
+        done = await scalar(engine, "SELECT count(*) FROM processed_events")
+        in_dead_letters = await scalar(engine, "SELECT count(*) FROM dead_letters")
+        return bool(done == applied and in_dead_letters == parked)
+
+    await wait_until(settled, what=f"{applied} events applied and {parked} records parked")
+
+
 async def test_poison_records_are_parked_and_the_partition_moves_on(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
@@ -75,13 +86,8 @@ async def test_poison_records_are_parked_and_the_partition_moves_on(
     # Same key, so all in one partition: the good ones wait behind the poison.
     await produce(s, [first, *poison, last])
 
-    async def settled() -> bool:
-        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
-        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
-        return bool(done == 2 and parked == 3)
-
     async with running_consumers(s, clean_db):
-        await wait_until(settled, what="2 events applied and 3 records parked")
+        await applied_and_parked(clean_db, 2, 3)
 
     letters = await rows(clean_db, 'SELECT * FROM dead_letters ORDER BY "offset"')
     assert [d.source for d in letters] == ["consumer"] * 3
@@ -290,13 +296,8 @@ async def test_missing_user_in_the_middle_of_a_batch_parks_only_its_record(
     # so each consumer applies them as one batch.
     await produce(s, [*welcomes, *projects])
 
-    async def settled() -> bool:
-        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
-        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
-        return bool(done == 4 and parked == 2)
-
     async with running_consumers(s, clean_db):
-        await wait_until(settled, what="4 events applied and 2 parked")
+        await applied_and_parked(clean_db, 4, 2)
 
     letters = await rows(clean_db, "SELECT * FROM dead_letters ORDER BY consumer")
     assert [(d.consumer, str(d.event_id), d.attempts) for d in letters] == [
@@ -338,13 +339,8 @@ async def test_data_that_breaks_its_contract_is_parked_with_the_field_named(
     ensure_event_topics(s)
     await produce(s, records)
 
-    async def settled() -> bool:
-        done = await scalar(clean_db, "SELECT count(*) FROM processed_events")
-        parked = await scalar(clean_db, "SELECT count(*) FROM dead_letters")
-        return bool(done == 2 and parked == 2)
-
     async with running_consumers(s, clean_db):
-        await wait_until(settled, what="2 events applied and 2 records parked")
+        await applied_and_parked(clean_db, 2, 2)
 
     letters = await rows(clean_db, 'SELECT * FROM dead_letters ORDER BY "offset"')
     assert [str(d.event_id) for d in letters] == [records[1].event_id, records[2].event_id]

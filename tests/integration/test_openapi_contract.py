@@ -20,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from api.openapi import ROUTE_STATUSES
 from core.settings import DEVELOPMENT, Settings
-from tests.support.api import PASSWORD, api_client
+from tests.support.api import PASSWORD, api_client, served_api
 from tests.support.payments import (
     LocalStripe,
     payment_settings,
-    served_api,
 )
 
 SEED = 20261130

@@ -23,6 +23,7 @@ from tests.support.ops import (
     db_backlog,
     with_thresholds,
 )
+from tests.support.ports import free_port
 
 TOKEN = "ops-token-for-tests-9f3c"
 ENDPOINTS = [
@@ -191,3 +192,17 @@ async def test_metrics_carry_the_status_after_a_scrape(
     assert 'connectin_status_outbox_pending_events{shard="2"} 3.0' in exposition
     assert 'connectin_status_shard_leader{shard="2"} 0.0' in exposition
     assert "connectin_status_up 1.0" in exposition
+
+
+async def test_a_part_that_cannot_be_read_is_503_with_the_reason(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """Kafka unreachable: /ops/consumers cannot be answered, and says why."""
+    s = ops_settings(settings)
+    s = replace(s, kafka=replace(s.kafka, bootstrap_servers=f"127.0.0.1:{free_port()}"))
+    async with api_client(s) as client:
+        response = await client.get("/ops/consumers", headers=bearer(TOKEN))
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] == "unavailable"
+    assert body["detail"].startswith("kafka: "), body

@@ -5,20 +5,18 @@ draws the lag chart. Leaves a screenshot in artifacts/ops-page.png."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
 from core.settings import Settings
 from tests.support import REPO
+from tests.support.api import served_api
 from tests.support.kafka import isolate
 from tests.support.ops import (
     add_dead_letter,
@@ -30,7 +28,6 @@ from tests.support.ops import (
     produce,
     with_thresholds,
 )
-from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "artifacts" / "ops-page.png"
@@ -50,31 +47,6 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install -y chromium",
 )
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a free local port, in a thread of its own."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="ops-page-uvicorn", daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn stopped during start-up")
-            threading.Event().wait(0.05)
-        else:
-            raise TimeoutError("uvicorn did not start within 10 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @asynccontextmanager
@@ -130,49 +102,51 @@ async def test_ops_page_shows_the_databases_numbers(
     expected = sum(n for n, _ in (await db_backlog(clean_db)).values())
     assert expected == 23
 
-    async with fake_relay(s, [1, 2, 3]), browser_page() as (page, problems):
-        with serve(s) as base:
-            response = await page.goto(f"{base}/ops?refresh=1")
-            assert response is not None and response.status == 401
-            await page.wait_for_selector("#login:not([hidden])")
+    async with (
+        fake_relay(s, [1, 2, 3]),
+        browser_page() as (page, problems),
+        served_api(s) as base,
+    ):
+        response = await page.goto(f"{base}/ops?refresh=1")
+        assert response is not None and response.status == 401
+        await page.wait_for_selector("#login:not([hidden])")
 
-            await page.fill("#token", "not-the-token")
-            await page.click("[data-testid=token-submit]")
-            await page.wait_for_function(
-                "() => document.getElementById('login-message')"
-                ".textContent.includes('not accepted')"
-            )
+        await page.fill("#token", "not-the-token")
+        await page.click("[data-testid=token-submit]")
+        await page.wait_for_function(
+            "() => document.getElementById('login-message').textContent.includes('not accepted')"
+        )
 
-            await page.fill("#token", TOKEN)
-            await page.click("[data-testid=token-submit]")
-            await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
-            stored = await page.evaluate("sessionStorage.getItem('connectin.ops.token')")
-            assert stored == TOKEN
+        await page.fill("#token", TOKEN)
+        await page.click("[data-testid=token-submit]")
+        await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        stored = await page.evaluate("sessionStorage.getItem('connectin.ops.token')")
+        assert stored == TOKEN
 
-            shown = await page.text_content("[data-testid=pending-total]")
-            assert shown == f"{expected:,}", f"page shows {shown}, database has {expected}"
-            shard_rows = await page.locator("#shards tbody tr").all_text_contents()
-            assert len(shard_rows) == s.relay.shards
-            assert "no leader" in shard_rows[0] and "pid" in shard_rows[1]
-            assert await page.text_content("[data-testid=lag-total]") == "8"
-            assert await page.text_content("[data-testid=dlq-total]") == "1"
-            assert await page.text_content("[data-testid=verdict]") == "Threshold breached"
+        shown = await page.text_content("[data-testid=pending-total]")
+        assert shown == f"{expected:,}", f"page shows {shown}, database has {expected}"
+        shard_rows = await page.locator("#shards tbody tr").all_text_contents()
+        assert len(shard_rows) == s.relay.shards
+        assert "no leader" in shard_rows[0] and "pid" in shard_rows[1]
+        assert await page.text_content("[data-testid=lag-total]") == "8"
+        assert await page.text_content("[data-testid=dlq-total]") == "1"
+        assert await page.text_content("[data-testid=verdict]") == "Threshold breached"
 
-            # The page refreshes by itself: the group catches up by 5, the page follows.
-            await _history_at_least(page, 3)
-            group = f"{s.kafka.transactional_id_prefix}-users"
-            await asyncio.to_thread(commit_offsets, s, group, topic, {0: 12})
-            await page.wait_for_function(
-                "() => document.querySelector('[data-testid=lag-total]').textContent === '3'"
-            )
-            await _history_at_least(page, 6)
-            # attached, not "visible": a flat line has a zero-height bounding box.
-            await page.wait_for_selector("#chart svg polyline", state="attached")
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        # The page refreshes by itself: the group catches up by 5, the page follows.
+        await _history_at_least(page, 3)
+        group = f"{s.kafka.transactional_id_prefix}-users"
+        await asyncio.to_thread(commit_offsets, s, group, topic, {0: 12})
+        await page.wait_for_function(
+            "() => document.querySelector('[data-testid=lag-total]').textContent === '3'"
+        )
+        await _history_at_least(page, 6)
+        # attached, not "visible": a flat line has a zero-height bounding box.
+        await page.wait_for_selector("#chart svg polyline", state="attached")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            # A reload keeps the token (same tab) and goes straight to the numbers.
-            await page.reload()
-            await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
-            assert await page.is_hidden("#login")
+        # A reload keeps the token (same tab) and goes straight to the numbers.
+        await page.reload()
+        await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        assert await page.is_hidden("#login")
     assert problems == [], problems

@@ -18,27 +18,20 @@ from core.settings import Settings
 from devenv.common import CACHE_DIR
 from tests.support.api import PASSWORD, api_client, bearer, register, user_with_token
 from tests.support.payments import (
+    CUSTOMER,
+    INTENT,
+    SUBSCRIPTION,
     LocalStripe,
     count,
+    payment_rows,
     stripe_client,
 )
 from tests.support.ports import free_port
-
-INTENT = "/api/v1/payments/create-payment-intent"
-CUSTOMER = "/api/v1/payments/create-customer"
-SUBSCRIPTION = "/api/v1/payments/create-subscription"
 
 
 @pytest.fixture
 def api_settings(ls_settings: Settings) -> Settings:
     return ls_settings
-
-
-async def payment_rows(engine: AsyncEngine) -> dict[str, int]:
-    return {
-        table: await count(engine, table)
-        for table in ("stripe_customers", "payments", "subscriptions")
-    } | {"payment events": await count(engine, "outbox", "topic LIKE 'payment-events%'")}
 
 
 async def new_plan(s: Settings, amount: int = 1500) -> str:

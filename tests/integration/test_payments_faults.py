@@ -9,25 +9,23 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from tests.support.api import api_client, bearer, user_with_token
 from tests.support.payments import (
-    WEBHOOK_PATH,
+    CUSTOMER,
+    INTENT,
     LocalStripe,
     count,
+    deliver,
     event_body,
     intent_object,
     payment_settings,
-    signed_headers,
 )
 
 PAYMENT_TABLES = ("stripe_customers", "payments", "subscriptions", "stripe_events")
-INTENT = "/api/v1/payments/create-payment-intent"
-CUSTOMER = "/api/v1/payments/create-customer"
 
 
 @asynccontextmanager
@@ -133,17 +131,12 @@ async def test_a_webhook_whose_transaction_fails_stores_nothing_and_is_taken_on_
         created=int(time.time()),
     )
     async with api_client(s) as client:
-
-        async def deliver() -> httpx.Response:
-            headers = signed_headers(s.stripe.webhook_secret, body)
-            return await client.post(WEBHOOK_PATH, content=body, headers=headers)
-
         async with fault(clean_db, table):
-            failed = await deliver()
+            failed = await deliver(client, s, body)
         assert failed.status_code >= 500, failed.text
         assert await count(clean_db, "stripe_events") == 0
         assert await count(clean_db, "outbox") == 0
-        redelivered = await deliver()
+        redelivered = await deliver(client, s, body)
     assert (redelivered.status_code, redelivered.json()) == (
         200,
         {"received": True, "duplicate": False},

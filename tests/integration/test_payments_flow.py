@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
+from stripe import StripeClient
 
 from core.settings import Settings
-from tests.support.api import PASSWORD, register
+from tests.support.api import PASSWORD, register, served_api
 from tests.support.consumers import wait_until
 from tests.support.payments import (
+    CUSTOMER,
+    INTENT,
+    SUBSCRIPTION,
     LocalStripe,
     count,
     payment_settings,
@@ -26,7 +32,6 @@ from tests.support.payments import (
     processed_events_in_kafka,
     register_webhook,
     running_pipeline,
-    served_api,
     stripe_client,
 )
 
@@ -49,6 +54,23 @@ async def logged_in(http: httpx.AsyncClient) -> dict[str, Any]:
     return user
 
 
+@asynccontextmanager
+async def whole_platform(
+    s: Settings, engine: AsyncEngine, localstripe: LocalStripe
+) -> AsyncIterator[tuple[httpx.AsyncClient, StripeClient]]:
+    """The API over HTTP with localstripe's webhooks pointed at it, the relay and the
+    consumers running; the browser's HTTP client and a Stripe client for what Stripe.js
+    and the dashboard do."""
+    async with (
+        served_api(s) as api_base,
+        running_pipeline(s, engine),
+        httpx.AsyncClient(base_url=api_base) as http,
+        stripe_client(s) as stripe,
+    ):
+        await register_webhook(localstripe.base_url, api_base, s.stripe.webhook_secret)
+        yield http, stripe
+
+
 async def listed(http: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
     response = await http.get(path)
     assert response.status_code == 200, response.text
@@ -62,22 +84,12 @@ async def test_one_off_payment_from_intent_to_payment_processed(
     localstripe: LocalStripe,
 ) -> None:
     s = browser_over_http(payment_settings(settings, "flow-pi", localstripe.base_url))
-    async with (
-        served_api(s) as api_base,
-        running_pipeline(s, clean_db),
-        httpx.AsyncClient(base_url=api_base) as http,
-        stripe_client(s) as stripe,
-    ):
-        await register_webhook(localstripe.base_url, api_base, s.stripe.webhook_secret)
+    async with whole_platform(s, clean_db, localstripe) as (http, stripe):
         user = await logged_in(http)
         # A browser's cookie write must be JSON even without a body (CSRF, README).
-        customer = await http.post(
-            "/api/v1/payments/create-customer", headers={"Content-Type": "application/json"}
-        )
+        customer = await http.post(CUSTOMER, headers={"Content-Type": "application/json"})
         assert customer.status_code == 200, customer.text
-        intent = await http.post(
-            "/api/v1/payments/create-payment-intent", json={"amount": 2500, "currency": "usd"}
-        )
+        intent = await http.post(INTENT, json={"amount": 2500, "currency": "usd"})
         assert intent.status_code == 200, intent.text
         intent_id = intent.json()["payment_intent_id"]
         assert (await listed(http, "/api/v1/payments"))[0]["status"] == "requires_payment_method"
@@ -125,13 +137,7 @@ async def test_subscription_from_creation_to_its_paid_invoice(
     localstripe: LocalStripe,
 ) -> None:
     s = browser_over_http(payment_settings(settings, "flow-sub", localstripe.base_url))
-    async with (
-        served_api(s) as api_base,
-        running_pipeline(s, clean_db),
-        httpx.AsyncClient(base_url=api_base) as http,
-        stripe_client(s) as stripe,
-    ):
-        await register_webhook(localstripe.base_url, api_base, s.stripe.webhook_secret)
+    async with whole_platform(s, clean_db, localstripe) as (http, stripe):
         plan = await stripe.v1.plans.create_async(
             params={
                 "amount": 1900,
@@ -142,7 +148,7 @@ async def test_subscription_from_creation_to_its_paid_invoice(
         )
         user = await logged_in(http)
         created = await http.post(
-            "/api/v1/payments/create-subscription",
+            SUBSCRIPTION,
             json={"price_id": plan.id, "payment_method": "pm_card_visa"},
         )
         assert created.status_code == 200, created.text

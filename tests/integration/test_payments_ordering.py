@@ -18,15 +18,14 @@ from core.stripe.lifecycle import PAYMENT, SUBSCRIPTION
 from tests.support.api import api_client, register
 from tests.support.consumers import wait_until
 from tests.support.payments import (
-    WEBHOOK_PATH,
     count,
+    deliver,
     event_body,
     intent_object,
     payment_settings,
     payments_consumed,
     processed_events_in_kafka,
     running_pipeline,
-    signed_headers,
     subscription_object,
 )
 
@@ -152,9 +151,7 @@ async def test_reversed_and_repeated_deliveries_never_move_state_backwards(
         ]
         for event_type, obj, created in deliveries:
             body = event_body(event_type, obj, created=created)
-            response = await client.post(
-                WEBHOOK_PATH, content=body, headers=signed_headers(s.stripe.webhook_secret, body)
-            )
+            response = await deliver(client, s, body)
             assert response.status_code == 200, response.text
     assert await count(clean_db, "stripe_events") == len(deliveries)
 

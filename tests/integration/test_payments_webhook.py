@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +20,7 @@ from tests.support.consumers import wait_until
 from tests.support.payments import (
     WEBHOOK_PATH,
     count,
+    deliver,
     event_body,
     intent_object,
     payment_settings,
@@ -134,15 +134,9 @@ async def test_a_repeated_event_answers_2xx_and_writes_nothing(
     s = payment_settings(settings, "repeat")
     body = _valid()
     async with api_client(s) as client:
-        first = await client.post(
-            WEBHOOK_PATH, content=body, headers=signed_headers(s.stripe.webhook_secret, body)
-        )
+        first = await deliver(client, s, body)
         # Stripe's retry: same event, signed anew a little later.
-        again = await client.post(
-            WEBHOOK_PATH,
-            content=body,
-            headers=signed_headers(s.stripe.webhook_secret, body, timestamp=int(time.time()) + 5),
-        )
+        again = await deliver(client, s, body, timestamp=int(time.time()) + 5)
     assert (first.status_code, first.json()) == (200, {"received": True, "duplicate": False})
     assert (again.status_code, again.json()) == (200, {"received": True, "duplicate": True})
     assert await count(clean_db, "stripe_events") == 1
@@ -161,13 +155,8 @@ async def test_same_event_50_times_concurrently_is_stored_and_applied_once(
             intent_object(intent_id, "succeeded", user_id=user["id"]),
             created=int(time.time()),
         )
-
-        async def deliver() -> httpx.Response:
-            headers = signed_headers(s.stripe.webhook_secret, body)
-            return await client.post(WEBHOOK_PATH, content=body, headers=headers)
-
         started = time.monotonic()
-        responses = await asyncio.gather(*(deliver() for _ in range(50)))
+        responses = await asyncio.gather(*(deliver(client, s, body) for _ in range(50)))
         elapsed = time.monotonic() - started
     print(f"\n50 concurrent deliveries answered in {elapsed * 1000:.0f} ms")
     assert {r.status_code for r in responses} == {200}

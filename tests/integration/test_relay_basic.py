@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
+    AdminClient,
+    ConfigResource,
+)
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.kafka import admin_config
@@ -103,8 +107,8 @@ async def test_unpublishable_row_is_dead_lettered_without_blocking_its_shard(
     assert [p.envelope["data"].get("n") for p in published] == [1, 3, 5]
     async with clean_db.connect() as conn:
         rows = (
-            await conn.exec_driver_sql(
-                "SELECT source, event_id::text, topic, error FROM dead_letters ORDER BY id"
+            await conn.execute(
+                text("SELECT source, event_id::text, topic, error FROM dead_letters ORDER BY id")
             )
         ).all()
     assert len(rows) == 2
@@ -124,7 +128,7 @@ async def test_topics_are_created_with_configured_shape(
             if relay.led_shards:
                 break
             await asyncio.sleep(0.1)
-    admin = AdminClient(admin_config(s.kafka))
+    admin = AdminClient(admin_config(s.kafka.bootstrap_servers))
     metadata = admin.list_topics(timeout=10).topics
     for name in s.kafka.topics.event_topics:
         assert len(metadata[name].partitions) == s.kafka.topics.partitions
@@ -153,8 +157,8 @@ async def test_sigterm_with_a_batch_in_flight_finishes_it_and_exits_cleanly(
     async with clean_db.connect() as conn:
         marked = {
             str(r[0]): int(r[1])
-            for r in await conn.exec_driver_sql(
-                "SELECT event_id, shard FROM outbox WHERE published_at IS NOT NULL"
+            for r in await conn.execute(
+                text("SELECT event_id, shard FROM outbox WHERE published_at IS NOT NULL")
             )
         }
     per_shard = [list(marked.values()).count(shard) for shard in range(s.relay.shards)]

@@ -3,6 +3,7 @@ not recent published rows, not old rows still waiting to be published."""
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.retention import delete_published
@@ -28,11 +29,13 @@ async def fill(engine: AsyncEngine, n: int, hours: float, published: bool) -> No
 async def counts(engine: AsyncEngine) -> tuple[int, int, int]:
     async with engine.connect() as conn:
         row = (
-            await conn.exec_driver_sql(
-                "SELECT count(*) FILTER (WHERE published_at IS NOT NULL AND "
-                "created_at < now() - interval '10 hours'),"
-                " count(*) FILTER (WHERE published_at IS NULL),"
-                " count(*) FILTER (WHERE created_at > now() - interval '10 hours') FROM outbox"
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE published_at IS NOT NULL AND "
+                    "created_at < now() - interval '10 hours'),"
+                    " count(*) FILTER (WHERE published_at IS NULL),"
+                    " count(*) FILTER (WHERE created_at > now() - interval '10 hours') FROM outbox"
+                )
             )
         ).one()
     return int(row[0]), int(row[1]), int(row[2])

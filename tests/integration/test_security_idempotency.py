@@ -21,28 +21,19 @@ from api.payments.idempotency import idempotency_key
 from core.settings import Settings
 from tests.support.api import api_client, bearer, user_with_token
 from tests.support.payments import (
+    CUSTOMER,
+    INTENT,
+    SUBSCRIPTION,
     count,
+    payment_rows,
     stripe_client,
 )
 from tests.support.ports import free_port
-
-INTENT = "/api/v1/payments/create-payment-intent"
-CUSTOMER = "/api/v1/payments/create-customer"
-SUBSCRIPTION = "/api/v1/payments/create-subscription"
 
 
 @pytest.fixture
 def api_settings(ls_settings: Settings) -> Settings:
     return ls_settings
-
-
-async def written(engine: AsyncEngine) -> dict[str, int]:
-    return {
-        "payments": await count(engine, "payments"),
-        "subscriptions": await count(engine, "subscriptions"),
-        "stripe_customers": await count(engine, "stripe_customers"),
-        "payment events": await count(engine, "outbox", "topic LIKE 'payment-events%'"),
-    }
 
 
 async def stripe_objects(s: Settings) -> dict[str, list[Any]]:
@@ -91,7 +82,7 @@ async def test_parallel_intents_with_one_key_and_two_amounts_make_one_intent(
     assert [(i.id, i.amount) for i in created] == [
         (answered[0][1].json()["payment_intent_id"], won)
     ]
-    assert await written(clean_db) == {
+    assert await payment_rows(clean_db) == {
         "payments": 1,
         "subscriptions": 0,
         "stripe_customers": 0,
@@ -131,7 +122,7 @@ async def test_parallel_subscriptions_with_one_key_and_two_cards_make_one_subscr
                     "exp_month": 12,
                     "exp_year": 2030,
                     "cvc": "123",
-                },  # type: ignore[typeddict-item]
+                },
             }
         )
     headers = {**bearer(token), "Idempotency-Key": "subscribe-race"}
@@ -148,7 +139,7 @@ async def test_parallel_subscriptions_with_one_key_and_two_cards_make_one_subscr
     objects = await stripe_objects(ls_settings)
     assert [s.id for s in objects["subscriptions"]] == [answered[0][1].json()["subscription_id"]]
     assert len(objects["customers"]) == 1
-    assert await written(clean_db) == {
+    assert await payment_rows(clean_db) == {
         "payments": 0,
         "subscriptions": 1,
         "stripe_customers": 1,
@@ -184,7 +175,7 @@ async def test_a_failed_stripe_call_releases_the_claim_so_the_retry_goes_through
         failed = await down.post(INTENT, json=body, headers=headers)
     assert failed.status_code == 502, failed.text
     assert await count(clean_db, "idempotency_claims") == 0
-    assert (await written(clean_db))["payments"] == 0
+    assert (await payment_rows(clean_db))["payments"] == 0
 
     retry = await client.post(INTENT, json=body, headers=headers)
     assert retry.status_code == 200, retry.text

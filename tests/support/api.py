@@ -1,12 +1,14 @@
 """The API in the test's own event loop behind httpx's ASGI transport, so tests can
 send truly concurrent requests; its lifespan creates and disposes its engine. The
 `client` fixture serves the app on `api_settings`, which a module overrides to change
-them.
+them. `served_api` serves it behind uvicorn on a real socket, for clients that need one
+(localstripe's webhooks, a browser, schemathesis).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,17 +16,20 @@ from typing import Any, cast
 
 import httpx
 import pytest
+import uvicorn
 from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from core.settings import Settings
+from tests.support.ports import free_port
 
 # https: outside development the login cookie is Secure, and httpx (like browsers)
 # sends Secure cookies over https only.
 BASE_URL = "https://testserver"
 PASSWORD = "correct horse battery"
+SERVER_START_TIMEOUT_S = 20.0
 COUNTED_TABLES = (
     "users",
     "projects",
@@ -142,3 +147,32 @@ async def outbox_rows(engine: AsyncEngine, event_type: str | None = None) -> lis
     async with engine.connect() as conn:
         result = await conn.execute(text(query + " ORDER BY id"), {"event_type": event_type})
         return list(result.mappings())
+
+
+@asynccontextmanager
+async def served_api(s: Settings) -> AsyncIterator[str]:
+    """The real app behind uvicorn on a free port, in this event loop; its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(s),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,  # as `connectin api` runs it
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError("the API server stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the API server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

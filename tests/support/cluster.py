@@ -5,7 +5,6 @@ a temporary directory), each on free ports, each reaped by its fixture's finaliz
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -14,12 +13,13 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
@@ -210,7 +210,7 @@ def stop_own_postgres(pg: OwnPostgres) -> None:
 async def event_ids_by(engine: AsyncEngine, table: str, column: str) -> dict[str, set[str]]:
     """The event ids of `table` grouped by `column`."""
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(f"SELECT {column}, event_id::text FROM {table}")
+        rows = await conn.execute(text(f"SELECT {column}, event_id::text FROM {table}"))
         out: dict[str, set[str]] = {}
         for group, event_id in rows:
             out.setdefault(group, set()).add(event_id)
@@ -235,18 +235,6 @@ async def consumed_everything(engine: AsyncEngine, s: Settings, *, exactly: bool
         if not complete:
             return False
     return True
-
-
-async def wait_for(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
-    """Poll the async predicate `check` until it holds; returns the seconds it took.
-    Tests wait on conditions, never on fixed sleeps."""
-    started = time.monotonic()
-    while True:
-        if await check():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -157,7 +157,8 @@ async def running_consumers(
 async def wait_until(
     check: Callable[[], Awaitable[bool]], timeout_s: float = 30, what: str = "condition"
 ) -> float:
-    """Seconds it took; raises TimeoutError after `timeout_s`."""
+    """Poll the async predicate `check` until it holds; the seconds it took. Raises
+    TimeoutError after `timeout_s`. Tests wait on conditions, never on fixed sleeps."""
     started = time.monotonic()
     while not await check():
         if time.monotonic() - started > timeout_s:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -139,6 +140,16 @@ def assert_exactly_once_in_order(published: list[Published], expected_ids: set[s
         assert sequences == list(range(1, len(sequences) + 1)), f"key {key}: {sequences[:20]}"
 
 
+async def assert_events_exactly_once(
+    settings: Settings, expected_ids: set[str], timeout_s: float = 20
+) -> None:
+    """Every event topic, read read_committed, holds each expected event once, nothing
+    else, and per key sequences 1..n in order."""
+    topics = list(settings.kafka.topics.event_topics)
+    published = await asyncio.to_thread(read_committed, settings, topics, timeout_s)
+    assert_exactly_once_in_order(published, expected_ids)
+
+
 async def write_events(
     engine: AsyncEngine,
     settings: Settings,
@@ -218,10 +229,12 @@ async def wait_all_published(engine: AsyncEngine, timeout_s: float = 60) -> None
 
 async def shards_by_pid(engine: AsyncEngine, s: Settings) -> dict[int, int]:
     """Shards each relay backend leads: the advisory locks of `s`'s namespace it holds."""
+    namespace = lock_namespace(s.kafka.transactional_id_prefix)
     async with engine.connect() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            f"AND objsubid = 2 AND classid = ({lock_namespace(s.kafka.transactional_id_prefix)})"
-            "::int::oid GROUP BY pid"
+        rows = await conn.execute(
+            text(
+                "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                f"AND objsubid = 2 AND classid = ({namespace})::int::oid GROUP BY pid"
+            )
         )
         return {int(pid): int(n) for pid, n in rows}

@@ -1,6 +1,6 @@
-"""Helpers for the payment tests: a real localstripe server per test, the API served
-over real HTTP (localstripe delivers its webhooks there), our Stripe client pointed at
-localstripe, Stripe-signed deliveries, and whether the payment consumer caught up.
+"""Helpers for the payment tests: a real localstripe server per test, our Stripe client
+pointed at localstripe, Stripe-signed deliveries, the payment routes' paths and rows,
+and whether the payment consumer caught up.
 
 localstripe is the only Stripe stand-in: our code talks to it through the stripe
 package exactly as it would talk to Stripe.
@@ -27,11 +27,9 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
 from api.payments.client import build_client
 from core.lifecycle import StopSignal
 from core.settings import Settings
@@ -41,6 +39,9 @@ from tests.support.kafka import Published, read_committed
 from tests.support.ports import free_port
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
+INTENT = "/api/v1/payments/create-payment-intent"
+CUSTOMER = "/api/v1/payments/create-customer"
+SUBSCRIPTION = "/api/v1/payments/create-subscription"
 START_TIMEOUT_S = 20.0
 
 
@@ -113,35 +114,6 @@ def ls_settings(settings: Settings, localstripe: LocalStripe) -> Settings:
     return payment_settings(settings, "payments", localstripe.base_url)
 
 
-@asynccontextmanager
-async def served_api(s: Settings) -> AsyncIterator[str]:
-    """The real app behind uvicorn on a free port, in this event loop; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(s),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=False,  # as `connectin api` runs it
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("the API server stopped during start-up")
-        if time.monotonic() > deadline:
-            raise TimeoutError("the API server did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def register_webhook(stripe_base: str, api_base: str, secret: str) -> None:
     """localstripe's own configuration endpoint (what `connectin up` calls)."""
     async with httpx.AsyncClient() as http:
@@ -179,6 +151,14 @@ def signed_headers(
         "Stripe-Signature": f"t={t},{scheme}={signature(secret, t, body)}",
         "Content-Type": "application/json",
     }
+
+
+async def deliver(
+    http: httpx.AsyncClient, s: Settings, body: bytes, *, timestamp: int | None = None
+) -> httpx.Response:
+    """`body` posted to the webhook, signed with `s`'s endpoint secret as Stripe signs it."""
+    headers = signed_headers(s.stripe.webhook_secret, body, timestamp=timestamp)
+    return await http.post(WEBHOOK_PATH, content=body, headers=headers)
 
 
 def event_body(
@@ -232,6 +212,14 @@ async def count(engine: AsyncEngine, table: str, where: str = "true", **params: 
     async with engine.connect() as conn:
         result = await conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
         return int(result.scalar_one())
+
+
+async def payment_rows(engine: AsyncEngine) -> dict[str, int]:
+    """What the payment routes write: our rows of Stripe's objects and payment events."""
+    return {
+        table: await count(engine, table)
+        for table in ("stripe_customers", "payments", "subscriptions")
+    } | {"payment events": await count(engine, "outbox", "topic LIKE 'payment-events%'")}
 
 
 async def status_of(engine: AsyncEngine, table: str, column: str, object_id: str) -> str | None:
