@@ -214,10 +214,14 @@ async def test_watch_redraws_until_interrupted(settings: Settings, clean_db: Asy
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    await asyncio.sleep(4)
+    assert proc.stdout is not None
+    # Interrupt after the second snapshot, however long a loaded machine takes to draw
+    # them (a fixed sleep failed at load average 23).
+    first_two = [await asyncio.wait_for(proc.stdout.readline(), 60) for _ in range(2)]
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, err = await asyncio.wait_for(proc.communicate(), 30)
-    snapshots = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    lines = [*first_two, *out.splitlines()]
+    snapshots = [json.loads(line) for line in lines if line.strip()]
     assert len(snapshots) >= 2, err.decode()
     assert snapshots[-1]["verdict"] == "ok"
     assert proc.returncode == 0, err.decode()
