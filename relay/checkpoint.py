@@ -79,13 +79,15 @@ def checkpoint_key(shard: int) -> bytes:
 
 
 def read_last_checkpoint(
-    kafka: KafkaSettings, topic: str, shard: int, timeout_s: float = 30.0
+    kafka: KafkaSettings, shard: int, timeout_s: float = 30.0
 ) -> Checkpoint | None:
-    """The last committed checkpoint of `shard`, or None if it never committed one.
+    """The last committed checkpoint of `shard` (on `kafka.topics.checkpoint`), or None
+    if it never committed one.
 
     Blocking; call it after `init_transactions()` so no transaction of an older leader
     is still open and the read_committed end offset is final.
     """
+    topic = kafka.topics.checkpoint
     consumer = Consumer(
         {**base_consumer_config(kafka, checkpoint_reader_group()), "enable.partition.eof": True}
     )

@@ -96,8 +96,7 @@ class ShardWorker:
         self._executor.shutdown(wait=False)
 
     async def _recover(self) -> None:
-        kafka = self._settings.kafka
-        read = partial(read_last_checkpoint, kafka, kafka.topics.checkpoint, self.shard)
+        read = partial(read_last_checkpoint, self._settings.kafka, self.shard)
         backoff = Backoff(0.1, MAX_BACKOFF_S)
         while True:
             try:
