@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from core.kafka import admin_config
 
@@ -18,6 +18,9 @@ class TopicSpec:
     name: str
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
+    # Only where no record's partition depends on the count: adding partitions to a
+    # keyed topic moves keys to other partitions and breaks their order.
+    may_grow: bool = False
 
 
 # Replication is the cluster's own decision (default.replication.factor and
@@ -32,7 +35,7 @@ class TopicError(RuntimeError):
 
 def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30) -> None:
     """Create missing topics, replicated as the brokers' defaults say; check existing
-    ones have at least the partitions asked."""
+    ones have at least the partitions asked, adding them where the spec may grow."""
     admin = AdminClient(admin_config(bootstrap_servers))
     wanted = {spec.name: spec for spec in specs}
     existing = admin.list_topics(timeout=timeout).topics
@@ -53,6 +56,20 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
             except KafkaException as exc:
                 # Another process created it between our list and create: that is fine.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    to_grow = [
+        s
+        for s in wanted.values()
+        if s.may_grow and s.name in existing and len(existing[s.name].partitions) < s.partitions
+    ]
+    if to_grow:
+        grown = [NewPartitions(s.name, s.partitions) for s in to_grow]
+        for future in admin.create_partitions(grown, operation_timeout=timeout).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                # Another process grew it first (to this count or more): re-checked below.
+                if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
                     raise
     # A just-created topic shows in metadata a moment later: wait for it to settle.
     deadline = time.monotonic() + timeout

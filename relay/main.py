@@ -9,7 +9,7 @@ from core.lifecycle import StopSignal
 from core.metrics_server import EXIT_PORT_TAKEN, MetricsPortTaken, start_metrics_server
 from core.settings import Settings
 from core.topics import TopicError
-from relay.service import Relay
+from relay.service import Relay, StrandedShards
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,7 @@ async def run(settings: Settings) -> int:
     relay = Relay(settings, engine, stop)
     try:
         await relay.run()
-    except TopicError as exc:
+    except (TopicError, StrandedShards) as exc:
         log.error("relay cannot start", reason=str(exc))
         return 2
     finally:

@@ -37,14 +37,36 @@ def relay_topics(settings: Settings) -> list[TopicSpec]:
     topics = settings.kafka.topics
     specs = [TopicSpec(name, topics.partitions) for name in topics.event_topics]
     # Partition `shard` holds shard's checkpoints; compaction keeps the last of each.
+    # Records are placed by shard number, never by key hash, so raising RELAY_SHARDS
+    # may add partitions: a new one is a shard that never had a checkpoint.
     specs.append(
         TopicSpec(
             topics.checkpoint,
             settings.relay.shards,
             {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+            may_grow=True,
         )
     )
     return specs
+
+
+class StrandedShards(Exception):
+    """Unpublished rows sit in shards this relay's RELAY_SHARDS never leads: started
+    like this, they would never be published, and a key's older events there would
+    be overtaken by its newer ones in the shards that are led."""
+
+    def __init__(self, shards: int, stranded: dict[int, int]) -> None:
+        named = ", ".join(f"shard {s}: {n}" for s, n in sorted(stranded.items()))
+        super().__init__(
+            f"unpublished rows in shards RELAY_SHARDS={shards} never leads ({named}); "
+            f"run with RELAY_SHARDS={max(stranded) + 1} until they are published, then "
+            "change it"
+        )
+
+
+def stranded(pending: dict[int, tuple[int, float]], shards: int) -> dict[int, int]:
+    """shard -> unpublished rows, for the shards at or above the configured count."""
+    return {shard: count for shard, (count, _) in pending.items() if shard >= shards and count}
 
 
 class Relay:
@@ -59,6 +81,8 @@ class Relay:
         # other relay spins on the same error, until this relay restarts.
         self._parked: set[int] = set()
         self._leases: ShardLeases | None = None
+        self._stranded: dict[int, int] = {}
+        self._reported = set(range(settings.relay.shards))
         self._side: dict[str, asyncio.Task[None]] = {}
         self.failed = False
         self._watchdog = LoopWatchdog(settings.relay.lease_timeout_ms / 2000)
@@ -68,7 +92,7 @@ class Relay:
         return set(self._workers)
 
     async def run(self) -> None:
-        if not await self._ensure_topics():
+        if not await self._check_shards() or not await self._ensure_topics():
             return
         self._side = {
             name: asyncio.create_task(factory(), name=name) for name, factory in self._side_jobs()
@@ -135,6 +159,29 @@ class Relay:
                 log.error("lease connection lost, dropping all shards", error=first_line(exc))
                 await self._drop_all()
             await self._stop.sleep(interval)
+
+    async def _check_shards(self) -> bool:
+        """Before touching Kafka or leading anything: a lowered RELAY_SHARDS must not
+        strand rows (raises StrandedShards). Waits out an unreachable database; False if
+        a stop came first. Later, the backlog gauges and `connectin status` show such
+        rows (written by an API configured with more shards) without stopping what does
+        get published."""
+        backoff = Backoff(0.5, 10.0)
+        shards = self._settings.relay.shards
+        while not self._stop.stopping:
+            try:
+                found = stranded(await self._store.pending(), shards)
+            except DATABASE_ERRORS as exc:
+                if not is_transient(exc):
+                    raise
+                delay = backoff.next()
+                log.warning("database not ready, retrying", error=first_line(exc), backoff_s=delay)
+                await self._stop.sleep(delay)
+                continue
+            if found:
+                raise StrandedShards(shards, found)
+            return True
+        return False
 
     async def _balance(self) -> None:
         if self._leases is None:
@@ -263,10 +310,27 @@ class Relay:
                 report(exc, "backlog query failed", "backlog")
                 pending = None
             if pending is not None:
-                for shard in range(self._settings.relay.shards):
+                shards = self._settings.relay.shards
+                # Shards past the configured count too: their rows are stranded, and the
+                # oldest-age alert must see them grow. Once such a shard is reported it
+                # stays, so it drops to 0 when its rows are gone instead of freezing.
+                self._reported |= pending.keys()
+                for shard in sorted(self._reported):
                     count, oldest = pending.get(shard, (0, 0.0))
                     metrics.PENDING.labels(str(shard)).set(count)
                     metrics.OLDEST_AGE.labels(str(shard)).set(oldest)
+                found = stranded(pending, shards)
+                if found.keys() != self._stranded.keys():
+                    if found:
+                        log.error(
+                            "unpublished rows in shards no relay with this RELAY_SHARDS leads: "
+                            "is a writer configured with more shards?",
+                            relay_shards=shards,
+                            stranded=found,
+                        )
+                    else:
+                        log.info("no more rows outside the configured shards")
+                self._stranded = found
             await asyncio.sleep(METRICS_INTERVAL_S)
 
     async def _retention(self) -> None:

@@ -11,6 +11,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     AdminClient,
     ConfigResource,
 )
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -139,6 +140,30 @@ async def test_topics_are_created_with_configured_shape(
     assert config["cleanup.policy"].value == "compact"
 
 
+async def test_raising_shards_grows_the_checkpoint_topic_and_keeps_event_topics(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """Checkpoints are placed by shard number, so a relay started with more shards adds
+    checkpoint partitions (the new shards have no checkpoint yet) and publishes every
+    shard; event topics, placed by key hash, keep their partitions."""
+    s = isolate(settings, "grow")
+    two = replace(s, relay=replace(s.relay, shards=2))
+    four = replace(s, relay=replace(s.relay, shards=4))
+    early = await write_events(clean_db, two, 20, keys=10)
+    async with running_relay(two, clean_db):
+        await wait_all_published(clean_db)
+    late = await write_events(clean_db, four, 40, keys=20)
+    async with running_relay(four, clean_db) as relay:
+        await wait_all_published(clean_db)
+        assert relay.led_shards == {0, 1, 2, 3}
+    metadata = AdminClient(admin_config(s.kafka.bootstrap_servers)).list_topics(timeout=10).topics
+    assert len(metadata[s.kafka.topics.checkpoint].partitions) == 4
+    for name in s.kafka.topics.event_topics:
+        assert len(metadata[name].partitions) == s.kafka.topics.partitions
+    events = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert_exactly_once_in_order(events, {*early, *late})
+
+
 async def test_sigterm_with_a_batch_in_flight_finishes_it_and_exits_cleanly(
     settings: Settings, clean_db: AsyncEngine
 ) -> None:
@@ -172,3 +197,89 @@ async def test_sigterm_with_a_batch_in_flight_finishes_it_and_exits_cleanly(
         await wait_all_published(clean_db)
     published = await asyncio.to_thread(read_committed, s, all_topics(s))
     assert_exactly_once_in_order(published, set(ids))
+
+
+async def test_relay_refuses_to_strand_rows_in_shards_it_would_never_lead(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """RELAY_SHARDS lowered while rows are pending: the relay exits 2 before leading
+    anything, naming the shards, their rows and the setting that drains them. That
+    setting then publishes every row exactly once, in key order."""
+    s = isolate(settings, "stranded")
+    wide = replace(s, relay=replace(s.relay, shards=4))
+    ids = await write_events(clean_db, wide, 60, keys=30)
+    async with clean_db.connect() as conn:
+        per_shard: dict[int, int] = dict(
+            (await conn.execute(text("SELECT shard, count(*) FROM outbox GROUP BY shard"))).all()
+        )
+    assert set(per_shard) == {0, 1, 2, 3}, "the keys spread over all four shards"
+    narrow = replace(s, relay=replace(s.relay, shards=2))
+    relay = Process("relay", settings_env(narrow))
+    code = await asyncio.to_thread(relay.popen.wait, 60)
+    log = relay.log_tail()
+    assert code == 2, log
+    assert "relay cannot start" in log, log
+    assert f"shard 2: {per_shard[2]}, shard 3: {per_shard[3]}" in log, log
+    assert "run with RELAY_SHARDS=4" in log, log
+    async with clean_db.connect() as conn:
+        published = await conn.scalar(
+            text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        )
+    assert published == 0, "a relay that refuses to start publishes nothing, not even shard 0"
+
+    async with running_relay(wide, clean_db):
+        await wait_all_published(clean_db)
+    events = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert_exactly_once_in_order(events, set(ids))
+
+
+async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """A writer configured with more shards than the running relay: the relay goes on
+    publishing its shards, and the rows it will never lead show in its pending gauge,
+    so the oldest-unpublished alert fires on them."""
+    s = isolate(settings, "stranded-gauge")
+    s = replace(s, relay=replace(s.relay, shards=1))
+    wide = replace(s, relay=replace(s.relay, shards=4))
+    async with running_relay(s, clean_db) as relay:
+        # Written after the start-up check, as by a writer configured differently.
+        for _ in range(300):
+            if relay.led_shards:
+                break
+            await asyncio.sleep(0.1)
+        assert relay.led_shards == {0}
+        ids = await write_events(clean_db, wide, 40, keys=20)
+        async with clean_db.connect() as conn:
+            per_shard: dict[int, int] = dict(
+                (
+                    await conn.execute(text("SELECT shard, count(*) FROM outbox GROUP BY shard"))
+                ).all()
+            )
+        assert per_shard.keys() > {0}, "some keys fall in shards past the relay's one"
+
+        def gauge(shard: int) -> float | None:
+            return REGISTRY.get_sample_value(
+                "connectin_outbox_pending_events", {"shard": str(shard)}
+            )
+
+        for _ in range(600):
+            async with clean_db.connect() as conn:
+                left = await conn.scalar(
+                    text("SELECT count(*) FROM outbox WHERE shard = 0 AND published_at IS NULL")
+                )
+            if left == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert left == 0, "the relay's own shard is published beside the stranded rows"
+        for _ in range(100):
+            if all(gauge(shard) == n for shard, n in per_shard.items() if shard):
+                break
+            await asyncio.sleep(0.1)
+        assert {shard: gauge(shard) for shard in per_shard if shard} == {
+            shard: n for shard, n in per_shard.items() if shard
+        }
+        assert gauge(0) == 0
+    events = await asyncio.to_thread(read_committed, s, all_topics(s))
+    assert len(events) == per_shard[0]
+    assert {e.envelope["event_id"] for e in events} < set(ids)
