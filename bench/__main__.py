@@ -21,6 +21,8 @@ from bench import (
 )
 from bench.procs import API_WORKERS, foreign_activity
 from bench.profile import summarize
+from bench.warmup import warm_broker
+from core.settings import Settings
 
 
 def _ints(raw: str) -> list[int]:
@@ -72,8 +74,11 @@ def main() -> None:
     latency.add_argument("--rates", default="100,1000,5000")
     latency.add_argument("--seconds", type=float, default=15)
     latency.add_argument(
-        "--accumulate-ms", default="", help="RELAY_ACCUMULATE_MS values to compare, e.g. 0,10"
+        "--accumulate-ms",
+        default="",
+        help="RELAY_ACCUMULATE_MS values to compare, e.g. 0,10",
     )
+    latency.add_argument("--shards", default="", help="RELAY_SHARDS values to compare, e.g. 4,1")
     wake = command("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
     wake.add_argument("--transactions", type=int, default=3000)
     wake.add_argument("--repeat", type=int, default=3)
@@ -109,11 +114,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.name not in ("memory", "summary", "profile-summary"):
         refuse_noise(getattr(args, "allow_noise", False))
+    if args.name not in ("memory", "summary", "profile-summary", "all"):
+        warm_broker(Settings.from_env())
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
     elif args.name == "relay-latency":
         accumulate = _ints(args.accumulate_ms) if args.accumulate_ms else None
-        relay_latency.main(_ints(args.rates), args.seconds, accumulate)
+        shards = _ints(args.shards) if args.shards else None
+        relay_latency.main(_ints(args.rates), args.seconds, accumulate, shards)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
     elif args.name == "growth":

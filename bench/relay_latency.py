@@ -2,12 +2,16 @@
 through the real outbox writer, a real relay process publishes, and a read_committed
 consumer notes when each event becomes visible. Latency = visible - committed. Per
 rate also the events per Kafka transaction (from the checkpoint records) and the
-relay's CPU while the writers ran.
+relay's and the broker's CPU while the writers ran: each Kafka transaction costs the
+broker far more than its events do (markers on every partition it touched, the
+transaction log), so the broker's CPU per transaction is reported beside the relay's.
 
-Each rate runs once per `--accumulate-ms` value (RELAY_ACCUMULATE_MS), so the cost
-and the gain of waiting for more rows under a trickle are ratios of one run:
+Each rate runs once per `--shards` value (RELAY_SHARDS: one Kafka transaction stream
+per shard) and `--accumulate-ms` value (RELAY_ACCUMULATE_MS), so the cost and the gain
+of either are ratios of one run:
 
-    python -m bench relay-latency --rates 100,1000,5000 --seconds 15 --accumulate-ms 0,10
+    python -m bench relay-latency --rates 100,1000,5000 --seconds 15 --accumulate-ms 0,10 \
+        --shards 4,1
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.common import bench_settings, drop_run, percentiles, progress, write_result
 from bench.kafka_read import relay_transactions
-from bench.procs import cpu_seconds, load_average
+from bench.procs import cpu_seconds, load_average, service_pids
 from core.db import create_engine
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
@@ -129,12 +133,16 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
         await asyncio.sleep(2)  # relay start-up: leases, init_transactions
         committed: dict[str, float] = {}
         outbox_ids: list[int] = []
+        brokers = service_pids()["kafka_broker"]
+        broker_before = sum(cpu_seconds(pid) for pid in brokers)
         cpu_before, wall_before = cpu_seconds(relay.pid), time.monotonic()
         behind, took = await steady_writes(settings, rate, seconds, committed, outbox_ids)
         deadline = time.time() + 30
         while time.time() < deadline and not committed.keys() <= clock.seen.keys():  # noqa: ASYNC110 (another thread fills clock.seen)
             await asyncio.sleep(0.1)
-        relay_cores = (cpu_seconds(relay.pid) - cpu_before) / (time.monotonic() - wall_before)
+        wall = time.monotonic() - wall_before
+        relay_cores = (cpu_seconds(relay.pid) - cpu_before) / wall
+        broker_s = sum(cpu_seconds(pid) for pid in brokers) - broker_before
     finally:
         await asyncio.to_thread(clock.stop)
         relay.terminate()
@@ -147,8 +155,10 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
         settings.kafka.topics.checkpoint,
         range(min(outbox_ids), max(outbox_ids) + 1),
     )
+    count = transactions.get("kafka_transactions") or 0
     return {
         "rate": rate,
+        "shards": settings.relay.shards,
         "accumulate_ms": settings.relay.accumulate_ms,
         "events": len(committed),
         "achieved_per_s": round(len(committed) / took, 1),
@@ -157,29 +167,51 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
         "latency_ms": percentiles(latencies),
         **transactions,
         "relay_cpu_cores": round(relay_cores, 3),
+        # The broker also serves the visibility clock's reads: the same in every run.
+        # Empty when the broker is not a process of this machine (Docker, remote).
+        "broker_cpu_cores": round(broker_s / wall, 3) if brokers else None,
+        "broker_cpu_ms_per_transaction": (
+            round(1000 * broker_s / count, 2) if brokers and count else None
+        ),
         "load_average_before": load,
     }
 
 
-def main(rates: list[int], seconds: float, accumulate: list[int] | None = None) -> dict[str, Any]:
+def main(
+    rates: list[int],
+    seconds: float,
+    accumulate: list[int] | None = None,
+    shards: list[int] | None = None,
+) -> dict[str, Any]:
     base = bench_settings("latency")
-    ensure_topics(base.kafka.bootstrap_servers, relay_topics(base))
     results = []
     try:
-        for accumulate_ms in accumulate or [base.relay.accumulate_ms]:
-            settings = replace(base, relay=replace(base.relay, accumulate_ms=accumulate_ms))
-            for rate in rates:
-                progress(f"steady {rate} events/s for {seconds}s, accumulate {accumulate_ms} ms")
-                results.append(asyncio.run(one_rate(settings, rate, seconds)))
-                row = results[-1]
-                progress(
-                    f"  {row['latency_ms']}; {row['events_per_transaction']} events per"
-                    f" transaction; relay {row['relay_cpu_cores']} cores"
+        for shard_count in shards or [base.relay.shards]:
+            # Every run ends with its rows published, so a lower count strands none;
+            # a higher one grows the checkpoint topic.
+            counted = replace(base, relay=replace(base.relay, shards=shard_count))
+            ensure_topics(counted.kafka.bootstrap_servers, relay_topics(counted))
+            for accumulate_ms in accumulate or [base.relay.accumulate_ms]:
+                settings = replace(
+                    counted, relay=replace(counted.relay, accumulate_ms=accumulate_ms)
                 )
+                for rate in rates:
+                    progress(
+                        f"steady {rate} events/s for {seconds}s, {shard_count} shard(s), "
+                        f"accumulate {accumulate_ms} ms"
+                    )
+                    results.append(asyncio.run(one_rate(settings, rate, seconds)))
+                    row = results[-1]
+                    progress(
+                        f"  {row['latency_ms']}; {row['events_per_transaction']} events per"
+                        f" transaction; relay {row['relay_cpu_cores']} cores, broker "
+                        f"{row['broker_cpu_cores']} cores"
+                    )
     finally:
         drop_run(base)
     summary = {
         "relay_idle_poll_ms": base.relay.idle_poll_ms,
+        "default_shards": base.relay.shards,
         "default_accumulate_ms": base.relay.accumulate_ms,
         "runs": results,
     }

@@ -23,20 +23,37 @@ def _e2e_at(e2e: dict[str, Any], rate: int) -> dict[str, Any]:
     return next((r for r in e2e.get("runs", []) if r["target_per_s"] == rate), {})
 
 
+def _relay_runs(latency: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
+    """Runs whose fields equal `match`; a run from before shards were compared ran on
+    the default shard count."""
+    default = {"shards": latency.get("default_shards")}
+    return [
+        r
+        for r in latency.get("runs", [])
+        if all({**default, **r}.get(k) == v for k, v in match.items())
+    ]
+
+
 def _relay_at(latency: dict[str, Any], rate: int, accumulate_ms: int | None) -> dict[str, Any]:
-    return next(
-        (
-            r
-            for r in latency.get("runs", [])
-            if r["rate"] == rate and r.get("accumulate_ms") == accumulate_ms
-        ),
-        {},
-    )
+    shards = latency.get("default_shards")
+    runs = _relay_runs(latency, rate=rate, accumulate_ms=accumulate_ms, shards=shards)
+    return runs[0] if runs else {}
+
+
+def _relay_figures(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "events_per_transaction": run["events_per_transaction"],
+        "relay_cpu_cores": run["relay_cpu_cores"],
+        "broker_cpu_cores": run.get("broker_cpu_cores"),
+        "visible_p99_ms": run["latency_ms"].get("p99"),
+        "achieved_per_s": run["achieved_per_s"],
+    }
 
 
 def build(
     load_averages: dict[str, list[float]] | None = None,
     other_activity: dict[str, list[str]] | None = None,
+    broker_warmups: dict[str, dict[str, object]] | None = None,
 ) -> dict[str, Any]:
     drain, e2e, api = _load(DRAIN), _load("e2e_latency"), _load("api_write")
     scaling, memory, growth = _load("scaling"), _load("memory"), _load("growth")
@@ -102,20 +119,30 @@ def build(
         "relay_cpu_cores_at_1000": relay_at_1000.get("relay_cpu_cores"),
         "relay_visible_p99_ms_at_1000": relay_at_1000.get("latency_ms", {}).get("p99"),
         "relay_achieved_per_s_at_1000": relay_at_1000.get("achieved_per_s"),
-        # Every rate with each RELAY_ACCUMULATE_MS the run compared (0 = no waiting).
+        "relay_shards": relay_latency.get("default_shards"),
+        "relay_broker_cpu_cores_at_1000": relay_at_1000.get("broker_cpu_cores"),
+        # Every rate with each RELAY_ACCUMULATE_MS the run compared (0 = no waiting),
+        # on the default shard count.
         "relay_by_accumulate_ms": {
-            str(r["accumulate_ms"]): {
-                str(x["rate"]): {
-                    "events_per_transaction": x["events_per_transaction"],
-                    "relay_cpu_cores": x["relay_cpu_cores"],
-                    "visible_p99_ms": x["latency_ms"].get("p99"),
-                    "achieved_per_s": x["achieved_per_s"],
-                }
-                for x in relay_latency.get("runs", [])
-                if x.get("accumulate_ms") == r["accumulate_ms"]
+            str(acc): {
+                str(x["rate"]): _relay_figures(x)
+                for x in _relay_runs(
+                    relay_latency, accumulate_ms=acc, shards=relay_latency.get("default_shards")
+                )
             }
-            for r in relay_latency.get("runs", [])
-            if "accumulate_ms" in r
+            for acc in sorted({r["accumulate_ms"] for r in relay_latency.get("runs", [])})
+        },
+        # Every rate with each RELAY_SHARDS the run compared, at the default accumulation.
+        "relay_by_shards": {
+            str(count): {
+                str(x["rate"]): _relay_figures(x)
+                for x in _relay_runs(
+                    relay_latency,
+                    shards=count,
+                    accumulate_ms=relay_latency.get("default_accumulate_ms"),
+                )
+            }
+            for count in sorted({r.get("shards") for r in relay_latency.get("runs", [])} - {None})
         },
         "api_workers": api.get("api_workers"),
         "peak_rss_mb": memory.get("peak_rss_mb"),
@@ -123,6 +150,7 @@ def build(
             str(r["published_rows"]): r["drain_events_per_s"] for r in growth.get("runs", [])
         },
         "load_average_before_each": load_averages or {},
+        "broker_warmup_before_each": broker_warmups or {},
         # Other test runs/benchmarks/platform processes seen as each step began.
         "other_activity_before_each": other_activity or {},
     }
@@ -180,7 +208,8 @@ def goals(doc: dict[str, Any], drain: dict[str, Any]) -> dict[str, bool | None]:
 def main(
     load_averages: dict[str, list[float]] | None = None,
     other_activity: dict[str, list[str]] | None = None,
+    broker_warmups: dict[str, dict[str, object]] | None = None,
 ) -> dict[str, Any]:
-    doc = build(load_averages, other_activity)
+    doc = build(load_averages, other_activity, broker_warmups)
     write_result("summary", doc)
     return doc
