@@ -197,9 +197,12 @@ class KafkaSettings:
 class RelaySettings:
     shards: int = setting(
         "RELAY_SHARDS",
-        4,
+        1,
         Int(minimum=1),
-        "outbox shards (one leader each); never change while rows are pending",
+        "outbox shards: one leader and one stream of Kafka transactions each, so at most "
+        "this many relays publish at once (the others stand by). Change it on writers and "
+        "relays together with writes paused; a relay refuses to start while rows wait in "
+        "shards it would never lead, and grows the checkpoint topic when it is raised",
     )
     batch_size: int = setting(
         "RELAY_BATCH_SIZE", 1000, Int(minimum=1), "events per Kafka transaction"

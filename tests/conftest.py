@@ -41,6 +41,7 @@ pytest_plugins = (
 )
 
 RUN_ID = uuid.uuid4().hex[:8]
+TEST_SHARDS = 4
 
 
 def _docker_answers() -> bool:
@@ -80,7 +81,9 @@ def settings(service_urls: tuple[str, str]) -> Iterator[Settings]:
         environment=TEST,
         database=database,
         kafka=replace(kafka, topics=replace(kafka.topics, partitions=3)),
-        relay=replace(base.relay, metrics_port=0),
+        # More shards than the default one: leadership, sharing, hand-over and recovery
+        # are tested across shards; tests of one shard set it themselves.
+        relay=replace(base.relay, metrics_port=0, shards=TEST_SHARDS),
         consumers=replace(base.consumers, metrics_port=0),
         # Every in-process test client is the same address (127.0.0.1): one address
         # budget for the whole suite would throttle unrelated tests. The throttle's
