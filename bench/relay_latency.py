@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import Consumer
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bench.common import bench_settings, drop_run, percentiles, progress, write_result
@@ -123,6 +124,24 @@ async def steady_writes(
     return max(lag, default=0.0), elapsed
 
 
+async def wait_published(settings: Settings, timeout_s: float = 60) -> None:
+    engine = create_engine(settings.database, application_name="bench-latency-check")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            async with engine.connect() as conn:
+                left = await conn.scalar(
+                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                )
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{left} outbox rows still unpublished after the run")
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
 async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, **settings.to_env(), "LOG_LEVEL": "WARNING"}
     relay = await asyncio.create_subprocess_exec(sys.executable, "-m", "relay", env=env)
@@ -131,6 +150,8 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
     try:
         await asyncio.to_thread(clock.start)
         await asyncio.sleep(2)  # relay start-up: leases, init_transactions
+        if relay.returncode is not None:
+            raise RuntimeError(f"the relay exited at start-up with {relay.returncode}")
         committed: dict[str, float] = {}
         outbox_ids: list[int] = []
         brokers = service_pids()["kafka_broker"]
@@ -143,6 +164,9 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
         wall = time.monotonic() - wall_before
         relay_cores = (cpu_seconds(relay.pid) - cpu_before) / wall
         broker_s = sum(cpu_seconds(pid) for pid in brokers) - broker_before
+        # The next run may use fewer shards: a row left unpublished would make its relay
+        # refuse to start.
+        await wait_published(settings)
     finally:
         await asyncio.to_thread(clock.stop)
         relay.terminate()
@@ -187,8 +211,8 @@ def main(
     results = []
     try:
         for shard_count in shards or [base.relay.shards]:
-            # Every run ends with its rows published, so a lower count strands none;
-            # a higher one grows the checkpoint topic.
+            # Every run ends with its rows published (wait_published), so a lower count
+            # strands none; a higher one grows the checkpoint topic.
             counted = replace(base, relay=replace(base.relay, shards=shard_count))
             ensure_topics(counted.kafka.bootstrap_servers, relay_topics(counted))
             for accumulate_ms in accumulate or [base.relay.accumulate_ms]:

@@ -130,7 +130,9 @@ def build(
                     relay_latency, accumulate_ms=acc, shards=relay_latency.get("default_shards")
                 )
             }
-            for acc in sorted({r["accumulate_ms"] for r in relay_latency.get("runs", [])})
+            for acc in sorted(
+                {r["accumulate_ms"] for r in relay_latency.get("runs", []) if "accumulate_ms" in r}
+            )
         },
         # Every rate with each RELAY_SHARDS the run compared, at the default accumulation.
         "relay_by_shards": {

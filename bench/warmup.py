@@ -1,5 +1,5 @@
 """Warm the Kafka broker's JIT before measuring. A broker started minutes ago spends
-whole seconds of CPU compiling (its C2 compiler threads: ~25 s of CPU in the first
+whole seconds of CPU compiling (its C2 compiler thread: ~23 s of CPU in the first
 minute of transactional traffic on the 2-core machine of README's figures), and that
 CPU comes out of whatever the first benchmark measures. So every benchmark command
 first drives Kafka transactions until the broker's compiler threads fall quiet."""
@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -24,39 +24,61 @@ WINDOW_S = 5.0
 QUIET_CORES = 0.05
 MAX_S = 120.0
 PARTITIONS = 6
+COMPILER_THREADS = ("C1 Compiler", "C2 Compiler")
 
 
-def compiler_cpu_s(pid: int) -> float:
-    """CPU seconds the JVM's JIT compiler threads used so far."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def compiler_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds each of the JVM's JIT compiler threads used so far, by thread id.
+    HotSpot starts and stops compiler threads on demand, so windows are compared per
+    thread: one that ended meanwhile must not make the window look quiet."""
+    used: dict[int, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return used  # the broker ended or restarted: nothing to read
+    for task in tasks:
         try:
-            if not (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+            if not (task / "comm").read_text().startswith(COMPILER_THREADS):
                 continue
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the thread ended meanwhile
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        used[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
+def _compiled_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """Compiler CPU of the window: threads seen at both ends, and the whole of new ones."""
+    return sum(cpu - before.get(tid, 0.0) for tid, cpu in after.items())
+
+
+def _local(bootstrap_servers: str) -> bool:
+    hosts = {address.rsplit(":", 1)[0].strip("[]") for address in bootstrap_servers.split(",")}
+    return hosts <= {"127.0.0.1", "localhost", "::1"}
 
 
 def warm_broker(settings: Settings) -> dict[str, object]:
     """Transactions of a few events over several partitions (what the relay sends)
     until the compilers are quiet for a window; what it took, for the result files."""
     brokers = service_pids()["kafka_broker"]
-    if not brokers:
-        progress("broker warm-up skipped: the broker is not a process of this machine")
-        return {"skipped": "broker not local"}
+    if len(brokers) != 1 or not _local(settings.kafka.bootstrap_servers):
+        # Not one broker process of this machine serving these bootstrap servers: there
+        # is no telling whose compilers to watch.
+        progress("broker warm-up skipped: the broker is not one process of this machine")
+        return {"skipped": "broker not one local process"}
+    broker = brokers[0]
     kafka = settings.kafka.namespaced(f"bench-warmup-{uuid.uuid4().hex[:6]}")
     topic = kafka.topics.user
     admin = AdminClient(admin_config(kafka.bootstrap_servers))
-    admin.create_topics([NewTopic(topic, PARTITIONS)])[topic].result()
-    producer = Producer(transactional_producer_config(kafka, f"{topic}-warmup"))
     started = time.monotonic()
+    transactions = 0
+    cores = 0.0
+    producer: Producer | None = None
     try:
+        admin.create_topics([NewTopic(topic, PARTITIONS)])[topic].result()
+        producer = Producer(transactional_producer_config(kafka, f"{topic}-warmup"))
         producer.init_transactions(30)
-        window_start, compiled0 = time.monotonic(), sum(map(compiler_cpu_s, brokers))
-        transactions = 0
+        window_start, compiled0 = time.monotonic(), compiler_cpu(broker)
         while True:
             producer.begin_transaction()
             for n in range(PARTITIONS):
@@ -67,13 +89,19 @@ def warm_broker(settings: Settings) -> dict[str, object]:
             now = time.monotonic()
             if now - window_start < WINDOW_S:
                 continue
-            compiled = sum(map(compiler_cpu_s, brokers))
-            cores = (compiled - compiled0) / (now - window_start)
+            compiled = compiler_cpu(broker)
+            cores = _compiled_between(compiled0, compiled) / (now - window_start)
             if cores < QUIET_CORES or now - started > MAX_S:
                 break
             window_start, compiled0 = now, compiled
     finally:
-        admin.delete_topics([topic], operation_timeout=30)
+        if producer is not None:
+            producer.purge()
+            producer.flush(0)
+        try:
+            admin.delete_topics([topic], operation_timeout=30)[topic].result()
+        except KafkaException as exc:
+            progress(f"broker warm-up: topic {topic} left behind ({exc})")
     took = round(time.monotonic() - started, 1)
     quiet = cores < QUIET_CORES
     progress(

@@ -64,13 +64,21 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
     ]
     if to_grow:
         grown = [NewPartitions(s.name, s.partitions) for s in to_grow]
-        for future in admin.create_partitions(grown, operation_timeout=timeout).values():
+        for name, future in admin.create_partitions(grown, operation_timeout=timeout).items():
             try:
                 future.result()
             except KafkaException as exc:
+                error: KafkaError = exc.args[0]
                 # Another process grew it first (to this count or more): re-checked below.
-                if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
+                if error.code() == KafkaError.INVALID_PARTITIONS:
+                    continue
+                if error.retriable():
                     raise
+                # Not allowed (ACLs, a policy): waiting will not change that.
+                raise TopicError(
+                    f"cannot add partitions to topic {name} ({error.str()}): add them "
+                    f"by hand, {wanted[name].partitions} needed"
+                ) from exc
     # A just-created topic shows in metadata a moment later: wait for it to settle.
     deadline = time.monotonic() + timeout
     while True:

@@ -59,8 +59,8 @@ class StrandedShards(Exception):
         named = ", ".join(f"shard {s}: {n}" for s, n in sorted(stranded.items()))
         super().__init__(
             f"unpublished rows in shards RELAY_SHARDS={shards} never leads ({named}); "
-            f"run with RELAY_SHARDS={max(stranded) + 1} until they are published, then "
-            "change it"
+            f"run the relays with RELAY_SHARDS={max(stranded) + 1}, with writes paused or "
+            "writers still on that count, until they are published, then change it"
         )
 
 
@@ -92,7 +92,7 @@ class Relay:
         return set(self._workers)
 
     async def run(self) -> None:
-        if not await self._check_shards() or not await self._ensure_topics():
+        if not await self._ensure_topics() or not await self._check_shards():
             return
         self._side = {
             name: asyncio.create_task(factory(), name=name) for name, factory in self._side_jobs()
@@ -161,22 +161,22 @@ class Relay:
             await self._stop.sleep(interval)
 
     async def _check_shards(self) -> bool:
-        """Before touching Kafka or leading anything: a lowered RELAY_SHARDS must not
-        strand rows (raises StrandedShards). Waits out an unreachable database; False if
-        a stop came first. Later, the backlog gauges and `connectin status` show such
-        rows (written by an API configured with more shards) without stopping what does
-        get published."""
+        """Before leading anything, once the broker answered (which may take a while): a
+        lowered RELAY_SHARDS must not strand rows (raises StrandedShards). Waits out an
+        unreachable database; False if a stop or a permanent database error came first.
+        Later, the backlog gauges and `connectin status` show such rows (written by an
+        API configured with more shards) without stopping what does get published."""
         backoff = Backoff(0.5, 10.0)
         shards = self._settings.relay.shards
         while not self._stop.stopping:
             try:
                 found = stranded(await self._store.pending(), shards)
             except DATABASE_ERRORS as exc:
-                if not is_transient(exc):
-                    raise
-                delay = backoff.next()
-                log.warning("database not ready, retrying", error=first_line(exc), backoff_s=delay)
-                await self._stop.sleep(delay)
+                if not report(exc, "start-up check of the outbox's shards failed", "startup"):
+                    self.failed = True
+                    self._stop.stop("permanent database error at start-up")
+                    return False
+                await self._stop.sleep(backoff.next())
                 continue
             if found:
                 raise StrandedShards(shards, found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.db import drop_database, recreate_database
 from core.kafka import admin_config
 from core.lifecycle import StopSignal
 from core.outbox import NewEvent, enqueue
@@ -220,7 +222,7 @@ async def test_relay_refuses_to_strand_rows_in_shards_it_would_never_lead(
     assert code == 2, log
     assert "relay cannot start" in log, log
     assert f"shard 2: {per_shard[2]}, shard 3: {per_shard[3]}" in log, log
-    assert "run with RELAY_SHARDS=4" in log, log
+    assert "run the relays with RELAY_SHARDS=4, with writes paused" in log, log
     async with clean_db.connect() as conn:
         published = await conn.scalar(
             text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
@@ -231,6 +233,27 @@ async def test_relay_refuses_to_strand_rows_in_shards_it_would_never_lead(
         await wait_all_published(clean_db)
     events = await asyncio.to_thread(read_committed, s, all_topics(s))
     assert_exactly_once_in_order(events, set(ids))
+
+
+async def test_permanent_database_error_at_start_up_stops_the_relay_cleanly(
+    settings: Settings,
+) -> None:
+    """A database without the schema (migrations not run): the relay's first query
+    fails for good, so it exits 1 with the reason and the SQLSTATE, not a traceback."""
+    name = f"connectin_noschema_{uuid.uuid4().hex[:8]}"
+    database = await recreate_database(settings.database, name)
+    try:
+        s = replace(isolate(settings, "noschema"), database=database)
+        relay = Process("relay", settings_env(s))
+        code = await asyncio.to_thread(relay.popen.wait, 60)
+        log = relay.log_tail()
+    finally:
+        await drop_database(settings.database, name)
+    assert code == 1, log
+    assert "start-up check of the outbox's shards failed: permanent database error" in log, log
+    assert "42P01" in log, log
+    assert "permanent database error at start-up" in log, log
+    assert "Traceback" not in log, log
 
 
 async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
@@ -273,7 +296,7 @@ async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
             await asyncio.sleep(0.1)
         assert left == 0, "the relay's own shard is published beside the stranded rows"
         for _ in range(100):
-            if all(gauge(shard) == n for shard, n in per_shard.items() if shard):
+            if gauge(0) == 0 and all(gauge(shard) == n for shard, n in per_shard.items() if shard):
                 break
             await asyncio.sleep(0.1)
         assert {shard: gauge(shard) for shard in per_shard if shard} == {
