@@ -55,10 +55,12 @@ def status_kb(pid: int, field_name: str) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (its threads included)."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process (its threads included), or of its thread `tid` alone
+    (not /proc/<tid>/stat: that reads the whole process too)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as stat:
+        with open(path) as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0

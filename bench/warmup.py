@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from bench.common import progress
-from bench.procs import CLOCK_TICKS, service_pids
+from bench.procs import cpu_seconds, service_pids
 from core.kafka import admin_config, transactional_producer_config
 from core.settings import Settings
 
@@ -40,10 +40,11 @@ def compiler_cpu(pid: int) -> dict[int, float]:
         try:
             if not (task / "comm").read_text().startswith(COMPILER_THREADS):
                 continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the thread ended meanwhile
-        used[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        # 0 for a thread that ended meanwhile: left out, or the window would go negative.
+        if cpu := cpu_seconds(pid, int(task.name)):
+            used[int(task.name)] = cpu
     return used
 
 
