@@ -26,7 +26,14 @@ import asyncpg
 import uvloop
 
 from bench.api_variants import DOMAIN_ONLY, DUAL_WRITE
-from bench.common import bench_settings, drop_run, median_spread, progress, write_result
+from bench.common import (
+    bench_settings,
+    drop_run,
+    median_spread,
+    progress,
+    wait_relay_caught_up,
+    write_result,
+)
 from bench.kafka_read import read_values, relay_transactions
 from bench.loadgen import Pool, RunStats, Target, closed_loop, open_loop, wait_until_up
 from bench.procs import API_WORKERS, CpuWindow, Platform, free_port, load_average, relay_argv
@@ -130,7 +137,7 @@ async def relay_stopped(
         result = await measure(pool, requests, seconds, repeat, pids)
     finally:
         await platform.start("relay", *relay_argv(), settings=settings)
-    left = await wait_relay_caught_up(conn)
+    left = await wait_relay_caught_up(conn, RELAY_CATCH_UP_S)
     return {**result, "outbox_left_unpublished_after_restart": left}
 
 
@@ -141,16 +148,6 @@ async def published_project_ids(settings: Settings) -> set[int]:
     return {
         int(v["data"]["project_id"]) for v in values if v.get("event_type") == "project.created"
     }
-
-
-async def wait_relay_caught_up(conn: asyncpg.Connection) -> int:
-    """Unpublished outbox rows left after waiting (0: the relay caught up)."""
-    deadline = time.monotonic() + RELAY_CATCH_UP_S
-    while True:
-        left = int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-        if left == 0 or time.monotonic() > deadline:
-            return left
-        await asyncio.sleep(0.5)
 
 
 async def kafka_outage(
@@ -180,7 +177,7 @@ async def kafka_outage(
             pool.close()
     down_s = time.monotonic() - started
     progress(f"Kafka back after {down_s:.0f} s; waiting for the relay to catch up")
-    backlog = await wait_relay_caught_up(conn)
+    backlog = await wait_relay_caught_up(conn, RELAY_CATCH_UP_S)
     on_kafka = await published_project_ids(settings)
     result: dict[str, Any] = {"kafka_down_s": round(down_s, 1), "outbox_left_unpublished": backlog}
     for name, stats in outcome.items():

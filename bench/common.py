@@ -50,6 +50,17 @@ def bench_settings(tag: str) -> Settings:
     )
 
 
+async def wait_relay_caught_up(conn: asyncpg.Connection, timeout_s: float) -> int:
+    """Unpublished outbox rows left after waiting up to `timeout_s` (0: the relay
+    caught up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.5)
+
+
 def drop_run(settings: Settings) -> None:
     """Delete the run's database and topics: left behind, every run adds a database
     and ~30 partitions, and thousands of partitions slow the shared broker's start."""

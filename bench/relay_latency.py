@@ -26,11 +26,18 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 from confluent_kafka import Consumer
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.common import bench_settings, drop_run, percentiles, progress, write_result
+from bench.common import (
+    bench_settings,
+    drop_run,
+    percentiles,
+    progress,
+    wait_relay_caught_up,
+    write_result,
+)
 from bench.kafka_read import relay_transactions
 from bench.procs import cpu_seconds, load_average, service_pids
 from core.db import create_engine
@@ -125,21 +132,13 @@ async def steady_writes(
 
 
 async def wait_published(settings: Settings, timeout_s: float = 60) -> None:
-    engine = create_engine(settings.database, application_name="bench-latency-check")
+    conn = await asyncpg.connect(settings.database.libpq_url)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            async with engine.connect() as conn:
-                left = await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                )
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{left} outbox rows still unpublished after the run")
-            await asyncio.sleep(0.2)
+        left = await wait_relay_caught_up(conn, timeout_s)
     finally:
-        await engine.dispose()
+        await conn.close()
+    if left:
+        raise RuntimeError(f"{left} outbox rows still unpublished after the run")
 
 
 async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, Any]:
