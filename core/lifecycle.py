@@ -33,6 +33,16 @@ class StopSignal:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, f"received {sig.name}")
 
+    async def wait(self, event: asyncio.Event) -> bool:
+        """Wait for `event` unless stopped first; True when the stop came."""
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.event.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return self.stopping
+
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True when the stop came."""
         try:

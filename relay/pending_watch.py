@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db_errors import DATABASE_ERRORS
+from core.lifecycle import StopSignal
 from core.outbox_store import OutboxStore
 from relay.db_errors import report
 
@@ -24,8 +25,9 @@ PERMANENT_ERROR_PAUSE_S = 5.0
 
 
 class PendingWatch:
-    def __init__(self, store: OutboxStore, max_interval_s: float) -> None:
+    def __init__(self, store: OutboxStore, max_interval_s: float, stop: StopSignal) -> None:
         self._store = store
+        self._stop = stop
         self._max_interval_s = max_interval_s
         self._waiting: dict[int, asyncio.Event] = {}
         self._someone_waits = asyncio.Event()
@@ -41,7 +43,8 @@ class PendingWatch:
         self._waiting.pop(shard, None)
 
     async def run(self) -> None:
-        while True:
+        """Ends at its next pause once `stop` is set, never in the middle of a query."""
+        while not self._stop.stopping:
             try:
                 async with self._store.engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -53,16 +56,22 @@ class PendingWatch:
                 for event in self._waiting.values():
                     event.set()
                 self._waiting.clear()
-                await asyncio.sleep(self._max_interval_s if transient else PERMANENT_ERROR_PAUSE_S)
+                pause = self._max_interval_s if transient else PERMANENT_ERROR_PAUSE_S
+                await self._stop.sleep(pause)
 
     async def _watch(self, conn: AsyncConnection) -> None:
         interval = MIN_INTERVAL_S
-        while True:
+        while not self._stop.stopping:
             if not self._waiting:
                 self._someone_waits.clear()
-                await self._someone_waits.wait()
+                if await self._stop.wait(self._someone_waits):
+                    return
                 interval = MIN_INTERVAL_S
+            # A plain sleep, checked after: at most RELAY_IDLE_POLL_MS late for a stop,
+            # and cheaper than a stop-aware wait on every poll.
             await asyncio.sleep(interval)
+            if self._stop.stopping:
+                return
             shards = list(self._waiting)
             if not shards:
                 continue

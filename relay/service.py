@@ -75,7 +75,7 @@ class Relay:
         self._engine = engine
         self._stop = stop
         self._store = OutboxStore(engine)
-        self._watch = PendingWatch(self._store, settings.relay.idle_poll_ms / 1000)
+        self._watch = PendingWatch(self._store, settings.relay.idle_poll_ms / 1000, stop)
         self._workers: dict[int, tuple[ShardWorker, asyncio.Task[None]]] = {}
         # Shards stopped by a permanent database error: their lease is kept, so no
         # other relay spins on the same error, until this relay restarts.
@@ -100,10 +100,21 @@ class Relay:
         try:
             await self._lead()
         finally:
-            for task in self._side.values():
-                task.cancel()
-            await asyncio.gather(*self._side.values(), return_exceptions=True)
+            self._stop.stop("relay ended")
+            await self._end_side_jobs()
             await self._shutdown()
+
+    async def _end_side_jobs(self) -> None:
+        """Each side job ends at its next pause once the stop is set. Cancelling one in
+        the middle of a statement can leave its pooled connection inside an unfinished
+        protocol exchange (asyncpg prepares with a Flush, not a Sync), its transaction
+        open and its lock on `outbox` held, until that connection is used again."""
+        tasks = list(self._side.values())
+        _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in late:
+            log.warning("side task did not end in time, cancelling it", task=task.get_name())
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _side_jobs(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
         return [
@@ -111,7 +122,7 @@ class Relay:
             ("relay-retention", self._retention),
             ("relay-pending-watch", self._watch.run),
             ("relay-lease-heartbeat", self._heartbeat),
-            ("relay-watchdog", self._watchdog.run),
+            ("relay-watchdog", lambda: self._watchdog.run(self._stop)),
         ]
 
     def _supervise(self) -> None:
@@ -250,8 +261,7 @@ class Relay:
     async def _heartbeat(self) -> None:
         relay = self._settings.relay
         interval = min(relay.lock_check_ms, relay.lease_timeout_ms / 4) / 1000
-        while True:
-            await asyncio.sleep(interval)
+        while not await self._stop.sleep(interval):
             leases = self._leases
             if leases is None:
                 continue
@@ -331,13 +341,13 @@ class Relay:
                     else:
                         log.info("no more rows outside the configured shards")
                 self._stranded = found
-            await asyncio.sleep(METRICS_INTERVAL_S)
+            if await self._stop.sleep(METRICS_INTERVAL_S):
+                return
 
     async def _retention(self) -> None:
         """Only the leader of shard 0 cleans up, so relays do not compete for it."""
         relay = self._settings.relay
-        while True:
-            await asyncio.sleep(RETENTION_INTERVAL_S)
+        while not await self._stop.sleep(RETENTION_INTERVAL_S):
             if 0 not in self._workers:
                 continue
             counted = 0

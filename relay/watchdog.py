@@ -9,13 +9,14 @@ of the stall once it runs again (a SIGSTOP or a paused VM shows only the latter)
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import time
 import traceback
 
 import structlog
+
+from core.lifecycle import StopSignal
 
 log = structlog.get_logger(__name__)
 
@@ -29,15 +30,15 @@ class LoopWatchdog:
         self._main = threading.main_thread().ident
         self._thread = threading.Thread(target=self._watch, name="relay-watchdog", daemon=True)
 
-    async def run(self) -> None:
-        """Tick from the loop; the thread lives as long as this task."""
+    async def run(self, stop: StopSignal) -> None:
+        """Tick from the loop until `stop`; the thread lives as long as this task."""
         self._last = time.monotonic()
         self._stop.clear()
         if not self._thread.is_alive():
             self._thread = threading.Thread(target=self._watch, name="relay-watchdog", daemon=True)
             self._thread.start()
         try:
-            while True:
+            while not stop.stopping:
                 now = time.monotonic()
                 stalled = now - self._last
                 if stalled > self._threshold_s:
@@ -45,7 +46,7 @@ class LoopWatchdog:
                         "relay event loop ran again after a stall", stalled_s=round(stalled, 1)
                     )
                 self._last = now
-                await asyncio.sleep(self._tick_s)
+                await stop.sleep(self._tick_s)
         finally:
             self._stop.set()
 

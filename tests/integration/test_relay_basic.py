@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -306,3 +307,31 @@ async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
     events = await asyncio.to_thread(read_committed, s, all_topics(s))
     assert len(events) == per_shard[0]
     assert {e.envelope["event_id"] for e in events} < set(ids)
+
+
+async def test_stopping_leaves_no_query_of_its_own_behind(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """A stop that lands while the relay's background queries run (the pending watch
+    polls every few milliseconds here) must not cut one off mid-protocol: such a
+    connection stays `active` with its transaction open and blocks any TRUNCATE of the
+    outbox for good. The relay shares the test's engine, as the in-process tests do."""
+    s = replace(
+        isolate(settings, "stopquiet"),
+        relay=replace(settings.relay, idle_poll_ms=5, lock_check_ms=50),
+    )
+    rng = random.Random(13)
+    for _ in range(15):
+        async with running_relay(s, clean_db):
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+        async with clean_db.connect() as conn:
+            busy = (
+                await conn.execute(
+                    text(
+                        "SELECT pid, state, wait_event, left(query, 60) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND (state <> 'idle' OR xact_start IS NOT NULL)"
+                    )
+                )
+            ).all()
+        assert busy == [], busy

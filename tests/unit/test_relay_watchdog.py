@@ -9,6 +9,7 @@ import time
 
 from structlog.testing import capture_logs
 
+from core.lifecycle import StopSignal
 from relay.watchdog import LoopWatchdog
 
 
@@ -19,12 +20,13 @@ def block_the_loop(seconds: float) -> None:
 async def test_a_blocked_loop_is_reported_with_its_stack() -> None:
     watchdog = LoopWatchdog(0.3)
     with capture_logs() as logs:
-        task = asyncio.create_task(watchdog.run())
+        stop = StopSignal()
+        task = asyncio.create_task(watchdog.run(stop))
         await asyncio.sleep(0.1)
         block_the_loop(1.0)
         await asyncio.sleep(0.2)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stop.stop("test over")
+        await asyncio.wait_for(task, 5)
     blocked = [e for e in logs if e["event"].startswith("relay event loop blocked")]
     resumed = [e for e in logs if e["event"] == "relay event loop ran again after a stall"]
     assert len(blocked) == 1, logs
@@ -36,8 +38,9 @@ async def test_a_healthy_loop_is_not_reported() -> None:
     # Far above any pause an idle loop has, even on a loaded machine.
     watchdog = LoopWatchdog(2.0)
     with capture_logs() as logs:
-        task = asyncio.create_task(watchdog.run())
+        stop = StopSignal()
+        task = asyncio.create_task(watchdog.run(stop))
         await asyncio.sleep(1.0)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert logs == []
+        stop.stop("test over")
+        await asyncio.wait_for(task, 5)
+    assert [e["event"] for e in logs] == ["stop requested"]
