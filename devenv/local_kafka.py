@@ -51,6 +51,10 @@ LOG4J_CONFIG = REPO_ROOT / "services" / "kafka" / "log4j2.properties"
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+# A node killed a moment ago looks gone once its main thread is a zombie, while its
+# other threads can still hold the listening socket (the kernel still completes
+# handshakes on it) for a moment.
+PORT_RELEASE_S = 10.0
 START_BANNER = "==== connectin: starting broker"
 # Replication of internal and new topics on a cluster of at least this many nodes.
 REPLICATION = 3
@@ -204,7 +208,7 @@ num.recovery.threads.per.data.dir=2
 
     def launch(self, log: Log) -> subprocess.Popen[bytes]:
         """Start this node (formatting its storage the first time) without waiting."""
-        if tcp_open(self.cluster.host, self.port):
+        if not _port_released(self.cluster.host, self.port, PORT_RELEASE_S):
             raise ServiceError(
                 f"{self.address} is taken by a process that does not answer as our Kafka node"
             )
@@ -408,6 +412,15 @@ def _is_broker(pid: int) -> bool:
     state = stat.rsplit(")", 1)[-1].split()[0]
     # The cmdline check guards against a recycled pid now used by another program.
     return state not in {"Z", "X"} and b"\0kafka.Kafka\0" in cmdline
+
+
+def _port_released(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while tcp_open(host, port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
