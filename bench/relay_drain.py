@@ -2,6 +2,10 @@
 by a real relay process, beside a raw confluent-kafka transactional producer sending
 the same messages in the same batches with the same parallelism (no Postgres).
 
+Before each drain, the relay's fetch is timed on the filled outbox: the CPU this
+process spends per row in `OutboxStore.fetch` (query, rows, headers parsed) against a
+bare asyncpg fetch of the same statement and rows, which is its floor.
+
     python -m bench relay-drain --events 200000 --repeat 3
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -34,6 +39,7 @@ from core.db import create_engine
 from core.kafka import transactional_producer_config
 from core.leadership import lock_namespace
 from core.outbox import shard_of
+from core.outbox_store import _FETCH, OutboxStore
 from core.settings import Settings
 from core.topics import ensure_topics
 from relay.service import relay_topics
@@ -198,6 +204,38 @@ async def load_messages(settings: Settings) -> dict[int, list[tuple[str, bytes, 
     return by_shard
 
 
+async def fetch_cpu(settings: Settings, rounds: int = 30) -> tuple[float, float]:
+    """CPU microseconds per row of this process: (bare asyncpg fetch, relay's fetch),
+    each the median of five passes of `rounds` fetches of one full batch of shard 0."""
+    engine = create_engine(settings.database, application_name="bench-fetch")
+    store = OutboxStore(engine)
+    batch = settings.relay.batch_size
+    try:
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+
+            async def driver() -> int:
+                return len(await raw.fetch(_FETCH, [0], batch, []))
+
+            async def relay() -> int:
+                return len(await store.fetch(0, batch))
+
+            medians = []
+            for fetch in (driver, relay):
+                await fetch()
+                passes = []
+                for _ in range(5):
+                    started, rows = time.process_time(), 0
+                    for _ in range(rounds):
+                        rows += await fetch()
+                    passes.append((time.process_time() - started) / rows * 1e6)
+                medians.append(statistics.median(passes))
+    finally:
+        await engine.dispose()
+    return medians[0], medians[1]
+
+
 def raw_producer(settings: Settings, by_shard: dict[int, list[Any]], run: int) -> float:
     """One transactional producer per shard, each in its own thread, same batches."""
     batch = settings.relay.batch_size
@@ -255,10 +293,16 @@ def measure(
     raw_rates: list[float] = []
     peak_rss_mb = 0.0
     loads: list[list[float]] = []
+    driver_fetch: list[float] = []
+    relay_fetch: list[float] = []
     for run in range(repeat):
         loads.append(load_average())
         progress(f"run {run + 1}/{repeat}: filling outbox with {events} events")
         asyncio.run(fill(settings, events, keys))
+        driver_us, relay_us = asyncio.run(fetch_cpu(settings))
+        driver_fetch.append(driver_us)
+        relay_fetch.append(relay_us)
+        progress(f"  fetch CPU per row: {relay_us:.2f} us (bare driver {driver_us:.2f} us)")
         by_shard = asyncio.run(load_messages(settings))
         asyncio.run(truncate_outbox(settings))
         progress("raw transactional producer")
@@ -279,6 +323,9 @@ def measure(
         "raw_producer_events_per_s": median_spread(raw_rates),
         "ratio_relay_to_raw": ratio_of_medians(relay_rates, raw_rates),
         "relay_peak_rss_mb": peak_rss_mb,
+        "fetch_cpu_us_per_row": median_spread(relay_fetch),
+        "driver_fetch_cpu_us_per_row": median_spread(driver_fetch),
+        "ratio_fetch_to_driver": ratio_of_medians(relay_fetch, driver_fetch),
         "load_average_before_runs": loads,
     }
     return summary
