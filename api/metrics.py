@@ -4,6 +4,11 @@ A middleware of our own rather than Litestar's PrometheusMiddleware: Litestar's
 records an exception that escapes an inner middleware (a 401 from authentication)
 with status 200, and we want every answered request counted with its real status.
 The metrics live in a registry per app, so apps built by tests do not share counts.
+With several workers (`connectin api --workers N`), each is a process of its own and a
+scrape reaches one of them: every worker then keeps its counts in files of one
+directory (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR)
+and `/metrics` adds every worker's up, dead workers' included, so counters never go
+back. The process collectors (CPU, memory of one worker) are left out in that mode.
 
 Metrics (labels `method`, `route` = the route template, `status`):
 - `connectin_api_http_requests_total` (counter)
@@ -19,26 +24,34 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LABELS = ("method", "route", "status")
 
 
 class HttpMetrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str = "") -> None:
+        """`multiprocess_dir`: where every worker keeps its counts (empty: one process)."""
+        self._http = CollectorRegistry()
+        # Collectors computed on demand (the status numbers), the same from any worker.
         self.registry = CollectorRegistry()
+        self._all_workers: CollectorRegistry | None = None
+        if multiprocess_dir:
+            self._all_workers = CollectorRegistry()
+            MultiProcessCollector(self._all_workers, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "connectin_api_http_requests_total",
             "HTTP requests answered by the API.",
             LABELS,
-            registry=self.registry,
+            registry=self._http,
         )
         self.latency = Histogram(
             "connectin_api_http_request_duration_seconds",
             "Time from receiving the request to sending the last body byte.",
             LABELS,
             buckets=BUCKETS,
-            registry=self.registry,
+            registry=self._http,
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -47,9 +60,12 @@ class HttpMetrics:
         self.latency.labels(*labels).observe(seconds)
 
     def exposition(self) -> bytes:
+        if self._all_workers is not None:
+            return generate_latest(self._all_workers) + generate_latest(self.registry)
         # The default registry carries the process/platform collectors and anything
         # other modules register globally.
-        return generate_latest(self.registry) + generate_latest(REGISTRY)
+        own = generate_latest(self._http) + generate_latest(self.registry)
+        return own + generate_latest(REGISTRY)
 
 
 class MetricsMiddleware(ASGIMiddleware):

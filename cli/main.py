@@ -42,22 +42,25 @@ def api(
     """Run the HTTP API."""
     import uvicorn
 
+    from api.worker_metrics import worker_metrics_dir
+
     settings = startup_settings("api")
     configure_logging(settings.log_level, process="api")
-    # uvicorn would rewrite the client address and scheme from X-Forwarded-* whenever
-    # the peer is in its own forwarded_allow_ips (127.0.0.1 by default). TRUSTED_PROXIES
-    # alone decides (api/client_address.py), so uvicorn's handling is off.
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        proxy_headers=False,
-        # Our JSON formatter and its redaction handle uvicorn's records too.
-        log_config=None,
-    )
+    with worker_metrics_dir(settings, workers):
+        # uvicorn would rewrite the client address and scheme from X-Forwarded-*
+        # whenever the peer is in its own forwarded_allow_ips (127.0.0.1 by default).
+        # TRUSTED_PROXIES alone decides (api/client_address.py), so uvicorn's is off.
+        uvicorn.run(
+            "api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            proxy_headers=False,
+            # Our JSON formatter and its redaction handle uvicorn's records too.
+            log_config=None,
+        )
 
 
 @app.command()

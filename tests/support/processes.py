@@ -129,15 +129,14 @@ class RunningApi:
 
 @contextmanager
 def api_process(
-    env: dict[str, str], port: int, log_dir: Path | None = None
+    env: dict[str, str], port: int, log_dir: Path | None = None, workers: int = 1
 ) -> Iterator[RunningApi]:
     """`connectin api` exactly as deployed (uvicorn) on `port`, yielded once `/health`
     answers and stopped with SIGTERM afterwards."""
     base_url = f"http://127.0.0.1:{port}"
     connectin = str(Path(sys.executable).with_name("connectin"))
-    process = Process(
-        "api", env, log_dir, argv=[connectin, "api", "--host", "127.0.0.1", "--port", str(port)]
-    )
+    argv = [connectin, "api", "--host", "127.0.0.1", "--port", str(port)]
+    process = Process("api", env, log_dir, argv=[*argv, "--workers", str(workers)])
     try:
         deadline = time.monotonic() + API_START_TIMEOUT_S
         while True:

@@ -1,0 +1,77 @@
+"""`connectin api --workers N`: a scrape of `/metrics` reaches one worker, yet it must
+count every worker's requests, or counters would jump between workers' counts and
+every rate() over them would be garbage. The real command, two real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.settings import METRICS_DIR_VAR, Settings
+from tests.support.ports import free_port
+from tests.support.processes import api_process, settings_env
+
+ROUNDS = 20
+CONCURRENT = 10
+
+
+def workers_of(pid: int) -> list[int]:
+    """The uvicorn workers (spawned by multiprocessing) among the children of `pid`."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def health_counts(exposition: str) -> tuple[float, float]:
+    """(requests counted, latency observations) of GET /health answered 200."""
+    requests = observed = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.labels.get("route") != "/health" or sample.labels.get("status") != "200":
+                continue
+            if sample.name == "connectin_api_http_requests_total":
+                requests += sample.value
+            elif sample.name == "connectin_api_http_request_duration_seconds_count":
+                observed += sample.value
+    return requests, observed
+
+
+def fresh_connections(base_url: str) -> httpx.AsyncClient:
+    # A kept-alive connection stays with one worker; new ones are spread over both.
+    return httpx.AsyncClient(base_url=base_url, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None:
+    with api_process(settings_env(settings), free_port(), workers=2) as api:
+        deadline = time.monotonic() + 30
+        while len(workers := workers_of(api.process.pid)) < 2:
+            assert time.monotonic() < deadline, api.process.log_tail()
+            await asyncio.sleep(0.1)
+        directory = Path(environ_of(workers[0])[METRICS_DIR_VAR])
+        assert directory.is_dir()
+        async with fresh_connections(api.base_url) as http:
+            # The start-up probe of api_process is counted too.
+            before = health_counts((await http.get("/metrics")).text)
+            for _ in range(ROUNDS):
+                answers = await asyncio.gather(*(http.get("/health") for _ in range(CONCURRENT)))
+                assert [a.status_code for a in answers] == [200] * CONCURRENT
+                await asyncio.sleep(0.05)
+            scrapes = [(await http.get("/metrics")).text for _ in range(8)]
+        # Both workers wrote their counts.
+        assert len(list(directory.glob("counter_*.db"))) >= 2, sorted(directory.iterdir())
+    sent = ROUNDS * CONCURRENT
+    expected = (before[0] + sent, before[1] + sent)
+    assert [health_counts(text) for text in scrapes] == [expected] * len(scrapes)
+    assert not directory.exists(), "the workers' metrics directory outlived the API"
