@@ -72,6 +72,10 @@ def build(
         "relay_drain_events_per_s": drain.get("relay_events_per_s", {}).get("median"),
         "raw_producer_events_per_s": drain.get("raw_producer_events_per_s", {}).get("median"),
         "relay_to_raw_ratio": drain.get("ratio_relay_to_raw"),
+        # The relay's own CPU per fetched row against the bare driver's (older drain
+        # results have neither).
+        "relay_fetch_cpu_us_per_row": drain.get("fetch_cpu_us_per_row", {}).get("median"),
+        "relay_fetch_to_driver_ratio": drain.get("ratio_fetch_to_driver"),
         "e2e_p50_ms_at_1000": latency.get("p50"),
         "e2e_p95_ms_at_1000": latency.get("p95"),
         "e2e_p99_ms_at_1000": latency.get("p99"),
