@@ -89,7 +89,7 @@ def cors_config(settings: Settings) -> CORSConfig | None:
 
 
 def create_app(settings: Settings) -> Litestar:
-    http_metrics = HttpMetrics(settings.api.metrics_dir)
+    http_metrics = HttpMetrics()
 
     def metrics_outermost(config: AppConfig) -> AppConfig:
         # Runs after the auth config inserted its middleware, so requests rejected by

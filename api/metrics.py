@@ -6,9 +6,10 @@ with status 200, and we want every answered request counted with its real status
 The metrics live in a registry per app, so apps built by tests do not share counts.
 With several workers (`connectin api --workers N`), each is a process of its own and a
 scrape reaches one of them: every worker then keeps its counts in files of one
-directory (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR)
-and `/metrics` adds every worker's up, dead workers' included, so counters never go
-back. The process collectors (CPU, memory of one worker) are left out in that mode.
+directory (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR, set by the
+command: api/worker_metrics.py) and `/metrics` adds every worker's up, dead workers'
+included, so counters never go back. The process collectors (CPU, memory of one
+worker) are left out in that mode.
 
 Metrics (labels `method`, `route` = the route template, `status`):
 - `connectin_api_http_requests_total` (counter)
@@ -23,7 +24,14 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    values,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -31,15 +39,16 @@ LABELS = ("method", "route", "status")
 
 
 class HttpMetrics:
-    def __init__(self, multiprocess_dir: str = "") -> None:
-        """`multiprocess_dir`: where every worker keeps its counts (empty: one process)."""
+    def __init__(self) -> None:
         self._http = CollectorRegistry()
         # Collectors computed on demand (the status numbers), the same from any worker.
         self.registry = CollectorRegistry()
         self._all_workers: CollectorRegistry | None = None
-        if multiprocess_dir:
+        # prometheus_client picked its value class at import, from its variable: files
+        # in a directory shared by the workers, or memory.
+        if values.ValueClass is not values.MutexValue:
             self._all_workers = CollectorRegistry()
-            MultiProcessCollector(self._all_workers, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+            MultiProcessCollector(self._all_workers)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "connectin_api_http_requests_total",
             "HTTP requests answered by the API.",

@@ -46,7 +46,7 @@ def api(
 
     settings = startup_settings("api")
     configure_logging(settings.log_level, process="api")
-    with worker_metrics_dir(settings, workers):
+    with worker_metrics_dir(workers):
         # uvicorn would rewrite the client address and scheme from X-Forwarded-*
         # whenever the peer is in its own forwarded_allow_ips (127.0.0.1 by default).
         # TRUSTED_PROXIES alone decides (api/client_address.py), so uvicorn's is off.

@@ -358,10 +358,6 @@ class AuthSettings:
     )
 
 
-# `connectin api --workers N` sets it for its workers (api/worker_metrics.py).
-METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
-
-
 @dataclass(frozen=True)
 class ApiSettings:
     # Empty: the TCP peer is the client and forwarding headers are ignored
@@ -395,17 +391,6 @@ class ApiSettings:
         "bearer token for `/ops/*`; in production at least 32 bytes when set; `connectin up` "
         "in development invents one per run",
         shown="empty (ops endpoints refuse all)",
-    )
-    # prometheus_client reads the variable itself, at import, in every worker; it is
-    # declared here so the app knows its /metrics must add the workers up.
-    metrics_dir: str = setting(
-        METRICS_DIR_VAR,
-        "",
-        Text(keep_empty=True),
-        "directory where every API worker keeps its HTTP metrics, so `/metrics` adds "
-        "them up; `connectin api --workers N` (N > 1) sets a fresh one itself. Set it "
-        "only under another process manager, to an empty directory per start",
-        shown="empty (one process)",
     )
     cookie_secure: bool = setting(
         "COOKIE_SECURE",

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.settings import METRICS_DIR_VAR, Settings
+from api.worker_metrics import MULTIPROC_DIR_VAR
+from core.settings import Settings
 from tests.support.ports import free_port
 from tests.support.processes import api_process, settings_env
 
@@ -32,6 +33,11 @@ def workers_of(pid: int) -> list[int]:
 def environ_of(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def worker_files(directory: Path) -> list[str]:
+    """The counter files in the workers' directory (none once it is gone)."""
+    return sorted(path.name for path in directory.glob("counter_*.db"))
 
 
 def health_counts(exposition: str) -> tuple[float, float]:
@@ -59,8 +65,7 @@ async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None
         while len(workers := workers_of(api.process.pid)) < 2:
             assert time.monotonic() < deadline, api.process.log_tail()
             await asyncio.sleep(0.1)
-        directory = Path(environ_of(workers[0])[METRICS_DIR_VAR])
-        assert directory.is_dir()
+        directory = Path(environ_of(workers[0])[MULTIPROC_DIR_VAR])
         async with fresh_connections(api.base_url) as http:
             # The start-up probe of api_process is counted too.
             before = health_counts((await http.get("/metrics")).text)
@@ -70,8 +75,8 @@ async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None
                 await asyncio.sleep(0.05)
             scrapes = [(await http.get("/metrics")).text for _ in range(8)]
         # Both workers wrote their counts.
-        assert len(list(directory.glob("counter_*.db"))) >= 2, sorted(directory.iterdir())
+        assert len(worker_files(directory)) >= 2, worker_files(directory)
     sent = ROUNDS * CONCURRENT
     expected = (before[0] + sent, before[1] + sent)
     assert [health_counts(text) for text in scrapes] == [expected] * len(scrapes)
-    assert not directory.exists(), "the workers' metrics directory outlived the API"
+    assert worker_files(directory) == [], "the workers' metrics outlived the API"
