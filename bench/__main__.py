@@ -12,6 +12,7 @@ from bench import (
     e2e_latency,
     everything,
     growth,
+    mark_cost,
     memory,
     relay_drain,
     relay_latency,
@@ -80,6 +81,8 @@ def main() -> None:
     )
     latency.add_argument("--shards", default="", help="RELAY_SHARDS values to compare, e.g. 4,1")
     wake = command("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
+    mark = command("mark-cost", help="the relay's mark vs a layout that never rewrites rows")
+    mark.add_argument("--events", type=int, default=100_000)
     wake.add_argument("--transactions", type=int, default=3000)
     wake.add_argument("--repeat", type=int, default=3)
     grow = command("growth", help="relay query and drain as the outbox grows")
@@ -114,8 +117,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.name not in ("memory", "summary", "profile-summary"):
         refuse_noise(getattr(args, "allow_noise", False))
-    # `wakeup` measures Postgres only; `all` warms the broker before each of its steps.
-    if args.name not in ("memory", "summary", "profile-summary", "all", "wakeup"):
+    # `wakeup` and `mark-cost` measure Postgres only; `all` warms the broker before each
+    # of its steps.
+    if args.name not in ("memory", "summary", "profile-summary", "all", "wakeup", "mark-cost"):
         warm_broker(Settings.from_env())
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
@@ -125,6 +129,8 @@ def main() -> None:
         relay_latency.main(_ints(args.rates), args.seconds, accumulate, shards)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
+    elif args.name == "mark-cost":
+        mark_cost.main(args.events)
     elif args.name == "growth":
         growth.main(_ints(args.sizes), args.backlog)
     elif args.name == "e2e-latency":
