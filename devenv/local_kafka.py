@@ -208,10 +208,7 @@ num.recovery.threads.per.data.dir=2
 
     def launch(self, log: Log) -> subprocess.Popen[bytes]:
         """Start this node (formatting its storage the first time) without waiting."""
-        if not _port_released(self.cluster.host, self.port, PORT_RELEASE_S):
-            raise ServiceError(
-                f"{self.address} is taken by a process that does not answer as our Kafka node"
-            )
+        wait_port_released(self.cluster.host, self.port, PORT_RELEASE_S)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.properties())
         self._format(log)
@@ -414,13 +411,14 @@ def _is_broker(pid: int) -> bool:
     return state not in {"Z", "X"} and b"\0kafka.Kafka\0" in cmdline
 
 
-def _port_released(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while tcp_open(host, port):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-    return True
+def wait_port_released(host: str, port: int, timeout: float) -> None:
+    """ServiceError if something still answers on the port after `timeout`."""
+    wait_until(
+        lambda: not tcp_open(host, port),
+        timeout=timeout,
+        interval=0.2,
+        what=f"{host}:{port} is taken by a process that does not answer as our Kafka node",
+    )
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

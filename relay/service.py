@@ -109,12 +109,7 @@ class Relay:
         the middle of a statement can leave its pooled connection inside an unfinished
         protocol exchange (asyncpg prepares with a Flush, not a Sync), its transaction
         open and its lock on `outbox` held, until that connection is used again."""
-        tasks = list(self._side.values())
-        _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
-        for task in late:
-            log.warning("side task did not end in time, cancelling it", task=task.get_name())
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _end_within_grace(list(self._side.values()))
 
     def _side_jobs(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
         return [
@@ -303,13 +298,7 @@ class Relay:
     async def _shutdown(self) -> None:
         for worker, _ in self._workers.values():
             worker.finish()
-        tasks = [task for _, task in self._workers.values()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
-            for task in pending:
-                log.warning("shard did not finish in time, aborting", task=task.get_name())
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _end_within_grace([task for _, task in self._workers.values()])
         await self._drop_all()
 
     async def _report_backlog(self) -> None:
@@ -369,3 +358,15 @@ class Relay:
                     log.info("retention done", deleted=run.deleted, batches=run.batches)
             except DATABASE_ERRORS as exc:
                 report(exc, "retention failed", "retention")
+
+
+async def _end_within_grace(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait up to SHUTDOWN_GRACE_S for tasks told to end (shard workers, side jobs);
+    cancel the ones still running. Their names say which they are."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+    for task in late:
+        log.warning("task did not end in time, cancelling it", task=task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

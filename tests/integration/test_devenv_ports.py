@@ -7,7 +7,10 @@ from __future__ import annotations
 import socket
 import threading
 
-from devenv.local_kafka import _port_released
+import pytest
+
+from devenv.common import ServiceError
+from devenv.local_kafka import wait_port_released
 
 
 def listen() -> tuple[socket.socket, int]:
@@ -22,7 +25,7 @@ def test_a_port_let_go_within_the_grace_counts_as_free() -> None:
     closer = threading.Timer(0.6, server.close)
     closer.start()
     try:
-        assert _port_released("127.0.0.1", port, timeout=10.0)
+        wait_port_released("127.0.0.1", port, timeout=10.0)
     finally:
         closer.cancel()
         server.close()
@@ -30,5 +33,5 @@ def test_a_port_let_go_within_the_grace_counts_as_free() -> None:
 
 def test_a_port_still_held_after_the_grace_is_reported_taken() -> None:
     server, port = listen()
-    with server:
-        assert not _port_released("127.0.0.1", port, timeout=0.5)
+    with server, pytest.raises(ServiceError, match="is taken by a process"):
+        wait_port_released("127.0.0.1", port, timeout=0.5)
