@@ -23,6 +23,7 @@ from core.lifecycle import StopSignal
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
 from relay.service import Relay
+from tests.support.consumers import scalar, wait_until
 from tests.support.kafka import (
     assert_exactly_once_in_order,
     isolate,
@@ -268,10 +269,10 @@ async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
     wide = replace(s, relay=replace(s.relay, shards=4))
     async with running_relay(s, clean_db) as relay:
         # Written after the start-up check, as by a writer configured differently.
-        for _ in range(300):
-            if relay.led_shards:
-                break
-            await asyncio.sleep(0.1)
+        async def leads() -> bool:
+            return bool(relay.led_shards)
+
+        await wait_until(leads, 30, "the relay leads its shard")
         assert relay.led_shards == {0}
         ids = await write_events(clean_db, wide, 40, keys=20)
         async with clean_db.connect() as conn:
@@ -287,19 +288,20 @@ async def test_rows_written_for_more_shards_show_in_the_backlog_gauges(
                 "connectin_outbox_pending_events", {"shard": str(shard)}
             )
 
-        for _ in range(600):
-            async with clean_db.connect() as conn:
-                left = await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE shard = 0 AND published_at IS NULL")
-                )
-            if left == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert left == 0, "the relay's own shard is published beside the stranded rows"
-        for _ in range(100):
-            if gauge(0) == 0 and all(gauge(shard) == n for shard, n in per_shard.items() if shard):
-                break
-            await asyncio.sleep(0.1)
+        async def own_shard_published() -> bool:
+            left = await scalar(
+                clean_db, "SELECT count(*) FROM outbox WHERE shard = 0 AND published_at IS NULL"
+            )
+            return bool(left == 0)
+
+        async def gauges_settled() -> bool:
+            stranded = all(gauge(shard) == n for shard, n in per_shard.items() if shard)
+            return gauge(0) == 0 and stranded
+
+        await wait_until(
+            own_shard_published, 60, "the relay's own shard published beside the stranded rows"
+        )
+        await wait_until(gauges_settled, 10, "the pending gauges show the stranded rows")
         assert {shard: gauge(shard) for shard in per_shard if shard} == {
             shard: n for shard, n in per_shard.items() if shard
         }
