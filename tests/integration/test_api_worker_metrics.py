@@ -5,7 +5,6 @@ every rate() over them would be garbage. The real command, two real workers."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.worker_metrics import MULTIPROC_DIR_VAR
 from core.settings import Settings
+from tests.support.consumers import wait_until
 from tests.support.ports import free_port
 from tests.support.processes import api_process, settings_env
 
@@ -61,11 +61,12 @@ def fresh_connections(base_url: str) -> httpx.AsyncClient:
 
 async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None:
     with api_process(settings_env(settings), free_port(), workers=2) as api:
-        deadline = time.monotonic() + 30
-        while len(workers := workers_of(api.process.pid)) < 2:
-            assert time.monotonic() < deadline, api.process.log_tail()
-            await asyncio.sleep(0.1)
-        directory = Path(environ_of(workers[0])[MULTIPROC_DIR_VAR])
+
+        async def both_started() -> bool:
+            return len(workers_of(api.process.pid)) >= 2
+
+        await wait_until(both_started, 30, "two uvicorn workers")
+        directory = Path(environ_of(workers_of(api.process.pid)[0])[MULTIPROC_DIR_VAR])
         async with fresh_connections(api.base_url) as http:
             # The start-up probe of api_process is counted too.
             before = health_counts((await http.get("/metrics")).text)
