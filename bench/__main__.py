@@ -18,6 +18,7 @@ from bench import (
     relay_latency,
     scaling,
     summary,
+    txn_cost,
     wakeup,
 )
 from bench.procs import API_WORKERS, foreign_activity
@@ -80,6 +81,11 @@ def main() -> None:
         help="RELAY_ACCUMULATE_MS values to compare, e.g. 0,10",
     )
     latency.add_argument("--shards", default="", help="RELAY_SHARDS values to compare, e.g. 4,1")
+    txn = command("txn-cost", help="a Kafka transaction's cost by the partitions it touches")
+    txn.add_argument("--transactions", type=int, default=300)
+    txn.add_argument("--events", type=int, default=25)
+    txn.add_argument("--partitions", default="1,2,6,12,24")
+    txn.add_argument("--repeat", type=int, default=2)
     wake = command("wakeup", help="LISTEN/NOTIFY vs polling: writer cost, idle cost")
     mark = command("mark-cost", help="the relay's mark vs a layout that never rewrites rows")
     mark.add_argument("--events", type=int, default=100_000)
@@ -127,6 +133,8 @@ def main() -> None:
         accumulate = _ints(args.accumulate_ms) if args.accumulate_ms else None
         shards = _ints(args.shards) if args.shards else None
         relay_latency.main(_ints(args.rates), args.seconds, accumulate, shards)
+    elif args.name == "txn-cost":
+        txn_cost.main(args.transactions, args.events, _ints(args.partitions), args.repeat)
     elif args.name == "wakeup":
         wakeup.main(args.transactions, args.repeat)
     elif args.name == "mark-cost":

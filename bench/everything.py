@@ -22,6 +22,7 @@ from bench import (
     relay_latency,
     scaling,
     summary,
+    txn_cost,
 )
 from bench.common import progress
 from bench.procs import foreign_activity, load_average
@@ -42,6 +43,7 @@ class Plan:
     growth_sizes: tuple[int, ...]
     growth_backlog: int
     relay_latency_seconds: float
+    txn_cost_transactions: int
     repeat: int = 3
 
 
@@ -57,6 +59,7 @@ DEFAULT = Plan(
     growth_sizes=(0, 100_000, 1_000_000),
     growth_backlog=20_000,
     relay_latency_seconds=15,
+    txn_cost_transactions=300,
 )
 QUICK = Plan(
     drain_events=30_000,
@@ -70,12 +73,15 @@ QUICK = Plan(
     growth_sizes=(0, 100_000),
     growth_backlog=10_000,
     relay_latency_seconds=5,
+    txn_cost_transactions=50,
 )
 FULL_GROWTH = (0, 100_000, 1_000_000, 5_000_000)
 E2E_RATES = [100, 1000, 5000]
 # 0 (publish what one fetch finds) beside the default: the gain and the latency cost
 # of waiting for more rows are ratios of the same run.
 RELAY_ACCUMULATE_COMPARED = [0, Settings().relay.accumulate_ms]
+# One partition up to every partition of the four event topics at the default count.
+TXN_PARTITIONS = sorted({1, 2, 6, 12, 4 * Settings().kafka.topics.partitions})
 # The default beside four shards (four relays publishing at once): each shard is a
 # stream of Kafka transactions, and a transaction costs the broker more than its events.
 RELAY_SHARDS_COMPARED = sorted({Settings().relay.shards, 4})
@@ -95,6 +101,7 @@ def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
                 RELAY_SHARDS_COMPARED,
             ),
         ),
+        ("txn-cost", lambda: txn_cost.main(plan.txn_cost_transactions, 25, TXN_PARTITIONS, 2)),
         (
             "e2e-latency",
             lambda: e2e_latency.main(E2E_RATES, plan.e2e_seconds, plan.e2e_warmup),

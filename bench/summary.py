@@ -57,7 +57,7 @@ def build(
 ) -> dict[str, Any]:
     drain, e2e, api = _load(DRAIN), _load("e2e_latency"), _load("api_write")
     scaling, memory, growth = _load("scaling"), _load("memory"), _load("growth")
-    relay_latency = _load("relay_latency")
+    relay_latency, txn_cost = _load("relay_latency"), _load("txn_cost")
     consumers = scaling.get("consumers", {})
     relay_at_1000 = _relay_at(relay_latency, 1000, relay_latency.get("default_accumulate_ms"))
     at_1000 = _e2e_at(e2e, 1000)
@@ -150,6 +150,16 @@ def build(
             }
             for count in sorted({r.get("shards") for r in relay_latency.get("runs", [])} - {None})
         },
+        # A Kafka transaction of the same events by the partitions it touches (no relay):
+        # the commit's wall time and the broker's CPU, the floor under the relay's.
+        "kafka_txn_by_partitions": {
+            count: {
+                "commit_p50_ms": row["commit_ms"]["p50"],
+                "commit_p99_ms": row["commit_ms"]["p99"],
+                "broker_cpu_ms": row["broker_cpu_ms_per_transaction"],
+            }
+            for count, row in txn_cost.get("by_partitions", {}).items()
+        },
         "api_workers": api.get("api_workers"),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "growth_drain_events_per_s": {
@@ -160,7 +170,7 @@ def build(
         # Other test runs/benchmarks/platform processes seen as each step began.
         "other_activity_before_each": other_activity or {},
     }
-    sources = (drain, e2e, api, scaling, memory, growth, relay_latency)
+    sources = (drain, e2e, api, scaling, memory, growth, relay_latency, txn_cost)
     doc["noisy"] = any(r.get("noisy") for r in sources) or any((other_activity or {}).values())
     doc["goals"] = goals(doc, drain)
     return doc
