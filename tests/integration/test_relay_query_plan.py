@@ -4,11 +4,10 @@ badly the statistics count the backlog (plan tests, not timing tests)."""
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.outbox_store import _FETCH, _MARK, _SHARDS_WITH_PENDING
+from tests.support.plans import parse_explain
 
 # Rows of a real event's size (~300-byte payload), so the table has a real outbox's
 # pages and the planner weighs its scans as it would there.
@@ -22,22 +21,12 @@ FROM generate_series(1, 120000) AS g
 """
 
 
-def plan_nodes(plan: dict[str, object]) -> list[dict[str, object]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        nodes.extend(plan_nodes(child))
-    return nodes
-
-
 async def explain(engine: AsyncEngine, sql: str, *args: object) -> list[dict[str, object]]:
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        doc = await driver.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
-    # SQLAlchemy registers a JSON codec on its asyncpg connections; plain asyncpg does not.
-    parsed = doc if isinstance(doc, list) else json.loads(doc)
-    return plan_nodes(parsed[0]["Plan"])
+        return parse_explain(await driver.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))
 
 
 def outbox_scans(nodes: list[dict[str, object]]) -> set[tuple[object, object]]:
