@@ -81,6 +81,11 @@ def main() -> None:
         help="RELAY_ACCUMULATE_MS values to compare, e.g. 0,10",
     )
     latency.add_argument("--shards", default="", help="RELAY_SHARDS values to compare, e.g. 4,1")
+    latency.add_argument(
+        "--partitions",
+        default="",
+        help="TOPIC_PARTITIONS values to compare (at the default shards and accumulation)",
+    )
     txn = command("txn-cost", help="a Kafka transaction's cost by the partitions it touches")
     txn.add_argument("--transactions", type=int, default=300)
     txn.add_argument("--events", type=int, default=25)
@@ -132,7 +137,8 @@ def main() -> None:
     elif args.name == "relay-latency":
         accumulate = _ints(args.accumulate_ms) if args.accumulate_ms else None
         shards = _ints(args.shards) if args.shards else None
-        relay_latency.main(_ints(args.rates), args.seconds, accumulate, shards)
+        partitions = _ints(args.partitions) if args.partitions else None
+        relay_latency.main(_ints(args.rates), args.seconds, accumulate, shards, partitions)
     elif args.name == "txn-cost":
         txn_cost.main(args.transactions, args.events, _ints(args.partitions), args.repeat)
     elif args.name == "wakeup":

@@ -80,6 +80,9 @@ E2E_RATES = [100, 1000, 5000]
 # 0 (publish what one fetch finds) beside the default: the gain and the latency cost
 # of waiting for more rows are ratios of the same run.
 RELAY_ACCUMULATE_COMPARED = [0, Settings().relay.accumulate_ms]
+# The default beside two partitions per event topic: a transaction at 1,000 events/s
+# touches ~16 of the default 24 partitions, and each costs the broker a marker.
+RELAY_PARTITIONS_COMPARED = sorted({Settings().kafka.topics.partitions, 2})
 # One partition up to every partition of the four event topics at the default count.
 TXN_PARTITIONS = sorted({1, 2, 6, 12, 4 * Settings().kafka.topics.partitions})
 # The default beside four shards (four relays publishing at once): each shard is a
@@ -99,6 +102,7 @@ def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
                 plan.relay_latency_seconds,
                 RELAY_ACCUMULATE_COMPARED,
                 RELAY_SHARDS_COMPARED,
+                RELAY_PARTITIONS_COMPARED,
             ),
         ),
         ("txn-cost", lambda: txn_cost.main(plan.txn_cost_transactions, 25, TXN_PARTITIONS, 2)),

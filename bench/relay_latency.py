@@ -225,42 +225,71 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
     }
 
 
+def with_partitions(settings: Settings, partitions: int) -> Settings:
+    """The same platform on event topics of their own with `partitions` partitions
+    each (a topic's count only grows, so another count needs other topics)."""
+    if partitions == settings.kafka.topics.partitions:
+        return settings
+    t = settings.kafka.topics
+    topics = replace(
+        t,
+        user=f"p{partitions}-{t.user}",
+        project=f"p{partitions}-{t.project}",
+        message=f"p{partitions}-{t.message}",
+        payment=f"p{partitions}-{t.payment}",
+        partitions=partitions,
+    )
+    return replace(settings, kafka=replace(settings.kafka, topics=topics))
+
+
 def main(
     rates: list[int],
     seconds: float,
     accumulate: list[int] | None = None,
     shards: list[int] | None = None,
+    partitions: list[int] | None = None,
 ) -> dict[str, Any]:
+    """Every rate at each shard count and accumulation; other partition counts of the
+    event topics (each partition a transaction touches costs the broker a marker, see
+    bench/txn_cost.py) at the default shards and accumulation."""
     base = bench_settings("latency")
+    default = (base.kafka.topics.partitions, base.relay.shards, base.relay.accumulate_ms)
+    setups = [
+        (default[0], shard_count, accumulate_ms)
+        for shard_count in shards or [default[1]]
+        for accumulate_ms in accumulate or [default[2]]
+    ]
+    setups += [(count, *default[1:]) for count in partitions or [] if count != default[0]]
     results = []
     try:
-        for shard_count in shards or [base.relay.shards]:
-            # Every run ends with its rows published (wait_published), so a lower count
-            # strands none; a higher one grows the checkpoint topic.
-            counted = replace(base, relay=replace(base.relay, shards=shard_count))
-            ensure_topics(counted.kafka.bootstrap_servers, relay_topics(counted))
-            for accumulate_ms in accumulate or [base.relay.accumulate_ms]:
-                settings = replace(
-                    counted, relay=replace(counted.relay, accumulate_ms=accumulate_ms)
+        for partition_count, shard_count, accumulate_ms in setups:
+            # Every run ends with its rows published (wait_published), so a lower shard
+            # count strands none; a higher one grows the checkpoint topic.
+            settings = with_partitions(base, partition_count)
+            settings = replace(
+                settings,
+                relay=replace(settings.relay, shards=shard_count, accumulate_ms=accumulate_ms),
+            )
+            ensure_topics(settings.kafka.bootstrap_servers, relay_topics(settings))
+            for rate in rates:
+                progress(
+                    f"steady {rate} events/s for {seconds}s, {shard_count} shard(s), "
+                    f"accumulate {accumulate_ms} ms, {partition_count} partitions per topic"
                 )
-                for rate in rates:
-                    progress(
-                        f"steady {rate} events/s for {seconds}s, {shard_count} shard(s), "
-                        f"accumulate {accumulate_ms} ms"
-                    )
-                    results.append(asyncio.run(one_rate(settings, rate, seconds)))
-                    row = results[-1]
-                    progress(
-                        f"  {row['latency_ms']}; {row['events_per_transaction']} events per"
-                        f" transaction; relay {row['relay_cpu_cores']} cores, broker "
-                        f"{row['broker_cpu_cores']} cores"
-                    )
+                run = asyncio.run(one_rate(settings, rate, seconds))
+                results.append({**run, "partitions": partition_count})
+                progress(
+                    f"  {run['latency_ms']}; {run['events_per_transaction']} events per"
+                    f" transaction; relay {run['relay_cpu_cores']} cores, broker "
+                    f"{run['broker_cpu_cores']} cores"
+                )
     finally:
         drop_run(base)
     summary = {
         "relay_idle_poll_ms": base.relay.idle_poll_ms,
-        "default_shards": base.relay.shards,
-        "default_accumulate_ms": base.relay.accumulate_ms,
+        "default_shards": default[1],
+        "default_accumulate_ms": default[2],
+        "default_partitions": default[0],
         "runs": results,
     }
     write_result("relay_latency", summary)

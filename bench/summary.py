@@ -24,9 +24,14 @@ def _e2e_at(e2e: dict[str, Any], rate: int) -> dict[str, Any]:
 
 
 def _relay_runs(latency: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
-    """Runs whose fields equal `match`; a run from before shards were compared ran on
-    the default shard count."""
-    default = {"shards": latency.get("default_shards")}
+    """Runs whose fields equal `match`, on the default partition count unless `match`
+    names one; a run from before shards (partitions) were compared ran on the default
+    shard (partition) count."""
+    default = {
+        "shards": latency.get("default_shards"),
+        "partitions": latency.get("default_partitions"),
+    }
+    match = {"partitions": default["partitions"], **match}
     return [
         r
         for r in latency.get("runs", [])
@@ -149,6 +154,22 @@ def build(
                 )
             }
             for count in sorted({r.get("shards") for r in relay_latency.get("runs", [])} - {None})
+        },
+        # Every rate with each TOPIC_PARTITIONS the run compared, at the default shards
+        # and accumulation: the partitions a transaction touches are the broker's cost.
+        "relay_by_partitions": {
+            str(count): {
+                str(x["rate"]): _relay_figures(x)
+                for x in _relay_runs(
+                    relay_latency,
+                    partitions=count,
+                    shards=relay_latency.get("default_shards"),
+                    accumulate_ms=relay_latency.get("default_accumulate_ms"),
+                )
+            }
+            for count in sorted(
+                {r.get("partitions") for r in relay_latency.get("runs", [])} - {None}
+            )
         },
         # A Kafka transaction of the same events by the partitions it touches (no relay):
         # the commit's wall time and the broker's CPU, the floor under the relay's.
