@@ -272,12 +272,12 @@ class Relay:
         self._workers[shard] = (worker, task)
 
     async def _hand_over(self, shard: int, leases: ShardLeases) -> None:
-        """Give a shard to a relay that has fewer: finish its batch, then unlock."""
+        """Give a shard to a relay that has fewer: finish its batch, then unlock. The
+        worker has ended, cancelled or not, before the lock goes: no statement or mark
+        of this leader still runs when the next one recovers the shard."""
         worker, task = self._workers.pop(shard)
         worker.finish()
-        await asyncio.wait([task], timeout=SHUTDOWN_GRACE_S)
-        if not task.done():
-            task.cancel()
+        await _end_within_grace([task])
         await leases.release(shard)
         log.info("shard handed over", shard=shard)
 
