@@ -5,6 +5,9 @@ every rate() over them would be garbage. The real command, two real workers."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -28,6 +31,15 @@ def workers_of(pid: int) -> list[int]:
         for child in children
         if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
+
+
+def two_workers(pid: int) -> Callable[[], Awaitable[bool]]:
+    """A wait_until condition: the command of `pid` has its two workers."""
+
+    async def started() -> bool:
+        return len(workers_of(pid)) >= 2
+
+    return started
 
 
 def environ_of(pid: int) -> dict[str, str]:
@@ -61,11 +73,7 @@ def fresh_connections(base_url: str) -> httpx.AsyncClient:
 
 async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None:
     with api_process(settings_env(settings), free_port(), workers=2) as api:
-
-        async def both_started() -> bool:
-            return len(workers_of(api.process.pid)) >= 2
-
-        await wait_until(both_started, 30, "two uvicorn workers")
+        await wait_until(two_workers(api.process.pid), 30, "two uvicorn workers")
         directory = Path(environ_of(workers_of(api.process.pid)[0])[MULTIPROC_DIR_VAR])
         async with fresh_connections(api.base_url) as http:
             # The start-up probe of api_process is counted too.
@@ -81,3 +89,30 @@ async def test_metrics_add_up_every_workers_requests(settings: Settings) -> None
     expected = (before[0] + sent, before[1] + sent)
     assert [health_counts(text) for text in scrapes] == [expected] * len(scrapes)
     assert worker_files(directory) == [], "the workers' metrics outlived the API"
+
+
+async def test_a_killed_commands_directory_is_removed_by_the_next_start(
+    settings: Settings,
+) -> None:
+    """kill -9 of the command and its workers (an OOM kill of the group) runs no
+    cleanup: the next `connectin api --workers N` removes what it left, not what a
+    live command holds."""
+    env = settings_env(settings)
+    with api_process(env, free_port(), workers=2) as killed:
+        await wait_until(two_workers(killed.process.pid), 30, "two uvicorn workers")
+        workers = workers_of(killed.process.pid)
+        orphan = Path(environ_of(workers[0])[MULTIPROC_DIR_VAR])
+        killed.process.kill()
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+    assert await asyncio.to_thread(orphan.is_dir)
+    with api_process(env, free_port(), workers=2) as live:
+        await wait_until(two_workers(live.process.pid), 30, "two uvicorn workers")
+        held = Path(environ_of(workers_of(live.process.pid)[0])[MULTIPROC_DIR_VAR])
+        left = await asyncio.to_thread(orphan.exists)
+        assert not left, "the killed command's metrics directory was left"
+        with api_process(env, free_port(), workers=2) as beside:
+            await wait_until(two_workers(beside.process.pid), 30, "two uvicorn workers")
+            kept = await asyncio.to_thread(held.is_dir)
+            assert kept, "a live command's metrics directory was removed"
+    assert not await asyncio.to_thread(held.exists)
