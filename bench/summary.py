@@ -45,6 +45,23 @@ def _relay_at(latency: dict[str, Any], rate: int, accumulate_ms: int | None) -> 
     return runs[0] if runs else {}
 
 
+def _relay_by(latency: dict[str, Any], field: str) -> dict[str, dict[str, Any]]:
+    """value of `field` -> rate -> figures, every other setting at its default."""
+    defaults = {
+        "shards": latency.get("default_shards"),
+        "accumulate_ms": latency.get("default_accumulate_ms"),
+        "partitions": latency.get("default_partitions"),
+    }
+    values = sorted({r.get(field) for r in latency.get("runs", [])} - {None})
+    return {
+        str(value): {
+            str(x["rate"]): _relay_figures(x)
+            for x in _relay_runs(latency, **{**defaults, field: value})
+        }
+        for value in values
+    }
+
+
 def _relay_figures(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "events_per_transaction": run["events_per_transaction"],
@@ -130,47 +147,12 @@ def build(
         "relay_achieved_per_s_at_1000": relay_at_1000.get("achieved_per_s"),
         "relay_shards": relay_latency.get("default_shards"),
         "relay_broker_cpu_cores_at_1000": relay_at_1000.get("broker_cpu_cores"),
-        # Every rate with each RELAY_ACCUMULATE_MS the run compared (0 = no waiting),
-        # on the default shard count.
-        "relay_by_accumulate_ms": {
-            str(acc): {
-                str(x["rate"]): _relay_figures(x)
-                for x in _relay_runs(
-                    relay_latency, accumulate_ms=acc, shards=relay_latency.get("default_shards")
-                )
-            }
-            for acc in sorted(
-                {r["accumulate_ms"] for r in relay_latency.get("runs", []) if "accumulate_ms" in r}
-            )
-        },
-        # Every rate with each RELAY_SHARDS the run compared, at the default accumulation.
-        "relay_by_shards": {
-            str(count): {
-                str(x["rate"]): _relay_figures(x)
-                for x in _relay_runs(
-                    relay_latency,
-                    shards=count,
-                    accumulate_ms=relay_latency.get("default_accumulate_ms"),
-                )
-            }
-            for count in sorted({r.get("shards") for r in relay_latency.get("runs", [])} - {None})
-        },
-        # Every rate with each TOPIC_PARTITIONS the run compared, at the default shards
-        # and accumulation: the partitions a transaction touches are the broker's cost.
-        "relay_by_partitions": {
-            str(count): {
-                str(x["rate"]): _relay_figures(x)
-                for x in _relay_runs(
-                    relay_latency,
-                    partitions=count,
-                    shards=relay_latency.get("default_shards"),
-                    accumulate_ms=relay_latency.get("default_accumulate_ms"),
-                )
-            }
-            for count in sorted(
-                {r.get("partitions") for r in relay_latency.get("runs", [])} - {None}
-            )
-        },
+        # Every rate with each RELAY_ACCUMULATE_MS (0 = no waiting), RELAY_SHARDS and
+        # TOPIC_PARTITIONS the run compared, the other two at their defaults. The
+        # partitions a transaction touches are the broker's cost (bench txn-cost).
+        "relay_by_accumulate_ms": _relay_by(relay_latency, "accumulate_ms"),
+        "relay_by_shards": _relay_by(relay_latency, "shards"),
+        "relay_by_partitions": _relay_by(relay_latency, "partitions"),
         # A Kafka transaction of the same events by the partitions it touches (no relay):
         # the commit's wall time and the broker's CPU, the floor under the relay's.
         "kafka_txn_by_partitions": {
