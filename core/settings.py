@@ -147,7 +147,14 @@ class TopicSettings:
         "the relay's checkpoints: compacted, one partition per shard",
     )
     partitions: int = setting(
-        "TOPIC_PARTITIONS", 6, Int(minimum=1), "partitions of topics the platform creates"
+        "TOPIC_PARTITIONS",
+        6,
+        Int(minimum=1),
+        "partitions of the event topics (and their dead-letter topics): the most consumer "
+        "processes a group can use on one topic, and fixed once keys are written (adding "
+        "some moves keys and breaks their order). Each partition a relay transaction "
+        "touches costs the broker a commit marker: fewer give a lower commit latency (*How "
+        "many shards*)",
     )
 
     @property
