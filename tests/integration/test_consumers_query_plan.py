@@ -13,16 +13,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.inbox import _LAST_SEQUENCES
-from tests.support.plans import PLAN_CACHE_MODES, explain_statement, scans_of
+from tests.support.plans import PLAN_CACHE_MODES, analyze, explain_statement, scans_of
 
 GROWN = 90_000
 BATCH = 500
-
-
-async def analyze(engine: AsyncEngine, table: str) -> None:
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 def probed_by_key(scans: list[dict[str, object]]) -> bool:

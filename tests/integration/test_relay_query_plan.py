@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.outbox_store import _FETCH, _MARK, _SHARDS_WITH_PENDING
-from tests.support.plans import parse_explain
+from tests.support.plans import analyze, parse_explain, scans_of
 
 # Rows of a real event's size (~300-byte payload), so the table has a real outbox's
 # pages and the planner weighs its scans as it would there.
@@ -31,11 +31,7 @@ async def explain(engine: AsyncEngine, sql: str, *args: object) -> list[dict[str
 
 def outbox_scans(nodes: list[dict[str, object]]) -> set[tuple[object, object]]:
     """(node type, index) of every node that reads the outbox table."""
-    return {
-        (n["Node Type"], n.get("Index Name"))
-        for n in nodes
-        if n.get("Relation Name") == "outbox" and n["Node Type"] != "ModifyTable"
-    }
+    return {(n["Node Type"], n.get("Index Name")) for n in scans_of(nodes, "outbox")}
 
 
 async def explain_mark(engine: AsyncEngine) -> list[dict[str, object]]:
@@ -52,9 +48,7 @@ async def test_fetch_uses_the_partial_index_on_a_skewed_table(clean_db: AsyncEng
     # 20,000): a mark that let it read the outbox by that partial index would hash
     # the whole backlog for every batch. By the primary key, it cannot.
     assert outbox_scans(await explain_mark(clean_db)) == {("Index Scan", "pk_outbox")}
-    async with clean_db.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.exec_driver_sql("ANALYZE outbox")
+    await analyze(clean_db, "outbox")
     nodes = await explain(clean_db, _FETCH, [1], 1000, [])
     assert {n["Index Name"] for n in nodes if "Index Name" in n} == {"ix_outbox_unpublished"}
     # Beside a mark still running, the fetch leaves that batch's rows out: same plan.
