@@ -30,17 +30,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_orphaned(parent: Path) -> list[Path]:
+def remove_orphaned(parent: Path) -> None:
     """Remove the directories of runs whose command is gone (killed with SIGKILL, so
     its own cleanup never ran; each holds a megabyte-sized file per worker and
     metric type). The command's pid is in the name; a live one keeps its directory."""
-    removed = []
     for path in parent.glob(f"{PREFIX}*"):
         pid = path.name.removeprefix(PREFIX).split("-", 1)[0]
         if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 @contextmanager
