@@ -5,7 +5,9 @@ benchmark)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
@@ -55,17 +57,21 @@ def read_values(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[dic
 KafkaMessage = tuple[str, bytes, bytes, list[tuple[str, str | bytes | None]]]
 
 
-def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
-    """(topic, key, value, headers) each, acks=all, as fast as the producer goes."""
-    producer = Producer(
+def _producer(bootstrap: str, **config: str | int | bool) -> Producer:
+    return Producer(
         {
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": True,
             "partitioner": PARTITIONER,
             "linger.ms": 5,
+            **config,
         }
     )
+
+
+def _produce_all(producer: Producer, messages: list[KafkaMessage]) -> list[str]:
+    """Queue every message; returns the list the delivery errors will be put in."""
     failed: list[str] = []
 
     def on_delivery(err: KafkaError | None, _: Message) -> None:
@@ -79,10 +85,40 @@ def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
                 break
             except BufferError:
                 producer.poll(0.1)  # local queue full: let deliveries drain it
+    return failed
+
+
+def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
+    """(topic, key, value, headers) each, acks=all, as fast as the producer goes."""
+    producer = _producer(bootstrap)
+    failed = _produce_all(producer, messages)
     if producer.flush(60):
         raise RuntimeError("messages still undelivered after 60 s")
     if failed:
         raise RuntimeError(f"{len(failed)} messages failed, first: {failed[0]}")
+
+
+def publish_at_once(
+    bootstrap: str, messages: list[KafkaMessage], before_commit: Callable[[], None]
+) -> float:
+    """Publish in one Kafka transaction, so a read_committed consumer sees none of the
+    messages until all of them are written: a benchmark of the consumer then times the
+    consumer alone, not the publisher beside it. Calls `before_commit` and returns the
+    wall time (time.time()) just before the commit, the earliest any message can be
+    read."""
+    producer = _producer(bootstrap, **{"transactional.id": f"bench-publisher-{uuid.uuid4()}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    failed = _produce_all(producer, messages)
+    if producer.flush(60):
+        raise RuntimeError("messages still undelivered after 60 s")
+    if failed:
+        producer.abort_transaction(30)
+        raise RuntimeError(f"{len(failed)} messages failed, first: {failed[0]}")
+    before_commit()
+    committing = time.time()
+    producer.commit_transaction(60)
+    return committing
 
 
 def relay_transactions(bootstrap: str, checkpoint_topic: str, ids: range) -> dict[str, float]:
