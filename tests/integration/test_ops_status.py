@@ -201,7 +201,8 @@ def test_durations_read_at_a_glance() -> None:
 async def test_watch_redraws_until_interrupted(settings: Settings, clean_db: AsyncEngine) -> None:
     """`--watch` keeps taking snapshots: run it briefly with --json (one line each)."""
     s = with_thresholds(settings, max_oldest_s=600)
-    env = settings_env(s, **status_env(s))
+    # Python dumps every thread's stack on SIGABRT: a stop that hangs says where.
+    env = {**settings_env(s, **status_env(s)), "PYTHONFAULTHANDLER": "1"}
     code = "from cli.status import status; import typer; typer.run(status)"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -219,7 +220,12 @@ async def test_watch_redraws_until_interrupted(settings: Settings, clean_db: Asy
     # them (a fixed sleep failed at load average 23).
     first_two = [await asyncio.wait_for(proc.stdout.readline(), 60) for _ in range(2)]
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.send_signal(signal.SIGABRT)
+        _, err = await proc.communicate()
+        pytest.fail(f"status --watch still running 30 s after SIGINT:\n{err.decode()}")
     lines = [*first_two, *out.splitlines()]
     snapshots = [json.loads(line) for line in lines if line.strip()]
     assert len(snapshots) >= 2, err.decode()
