@@ -204,7 +204,13 @@ async def test_watch_redraws_until_interrupted(settings: Settings, clean_db: Asy
     s = with_thresholds(settings, max_oldest_s=600)
     # Python dumps every thread's stack on SIGABRT: a stop that hangs says where.
     env = {**settings_env(s, **status_env(s)), "PYTHONFAULTHANDLER": "1"}
-    code = "from cli.status import status; import typer; typer.run(status)"
+    # Ctrl-C reaches a command in a terminal's foreground; a test run started in the
+    # background of a non-interactive shell (`make test &`) passes SIGINT on ignored, and
+    # Python then never turns it into KeyboardInterrupt. Restore what a terminal gives.
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from cli.status import status; import typer; typer.run(status)"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
