@@ -70,8 +70,8 @@ def _producer(bootstrap: str, **config: str | int | bool) -> Producer:
     )
 
 
-def _produce_all(producer: Producer, messages: list[KafkaMessage]) -> list[str]:
-    """Queue every message; returns the list the delivery errors will be put in."""
+def _deliver(producer: Producer, messages: list[KafkaMessage]) -> None:
+    """Produce every message and wait for its delivery; RuntimeError if any failed."""
     failed: list[str] = []
 
     def on_delivery(err: KafkaError | None, _: Message) -> None:
@@ -85,17 +85,15 @@ def _produce_all(producer: Producer, messages: list[KafkaMessage]) -> list[str]:
                 break
             except BufferError:
                 producer.poll(0.1)  # local queue full: let deliveries drain it
-    return failed
-
-
-def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
-    """(topic, key, value, headers) each, acks=all, as fast as the producer goes."""
-    producer = _producer(bootstrap)
-    failed = _produce_all(producer, messages)
     if producer.flush(60):
         raise RuntimeError("messages still undelivered after 60 s")
     if failed:
         raise RuntimeError(f"{len(failed)} messages failed, first: {failed[0]}")
+
+
+def publish(bootstrap: str, messages: list[KafkaMessage]) -> None:
+    """(topic, key, value, headers) each, acks=all, as fast as the producer goes."""
+    _deliver(_producer(bootstrap), messages)
 
 
 def publish_at_once(
@@ -109,12 +107,11 @@ def publish_at_once(
     producer = _producer(bootstrap, **{"transactional.id": f"bench-publisher-{uuid.uuid4()}"})
     producer.init_transactions(30)
     producer.begin_transaction()
-    failed = _produce_all(producer, messages)
-    if producer.flush(60):
-        raise RuntimeError("messages still undelivered after 60 s")
-    if failed:
+    try:
+        _deliver(producer, messages)
+    except RuntimeError:
         producer.abort_transaction(30)
-        raise RuntimeError(f"{len(failed)} messages failed, first: {failed[0]}")
+        raise
     before_commit()
     committing = time.time()
     producer.commit_transaction(60)

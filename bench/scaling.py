@@ -7,10 +7,9 @@ transaction, once every consumer process has joined the group and holds partitio
 the rate is N over the time from the transaction's commit (before it, a read_committed
 consumer sees none of them) to the last `processed_events` row. Publishing them one by
 one beside the consumers used to put the publisher's CPU (30-37 % of a core) in the
-consumers' time. Workloads: `welcome`
-(`user.registered` -> the users consumer's welcome notification, the issue's yardstick)
-and `counter` (`project.created` -> the owner's project count, 200 owners shared by
-every partition).
+consumers' time. Workloads: `welcome` (`user.registered` -> the users consumer's welcome
+notification, the issue's yardstick) and `counter` (`project.created` -> the owner's
+project count, 200 owners shared by every partition).
 
     python -m bench scaling --events 100000 --consumer-events 20000 --repeat 3
     python -m bench consumers --events 20000 --repeat 3 --workload welcome

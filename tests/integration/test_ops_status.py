@@ -233,12 +233,12 @@ async def test_watch_redraws_until_interrupted(settings: Settings, clean_db: Asy
     if not finished:
         # Still drawing (the interrupt never reached the loop) or stuck on the way out?
         status_text = await asyncio.to_thread(Path(f"/proc/{proc.pid}/status").read_text)
-        signals = [line + "\n" for line in status_text.splitlines() if line.startswith("Sig")]
+        signals = "".join(line for line in status_text.splitlines(True) if line.startswith("Sig"))
         proc.send_signal(signal.SIGABRT)
         out, err = await output
         pytest.fail(
             f"status --watch still running 30 s after SIGINT, {len(out.splitlines())}"
-            f" snapshots printed since; {''.join(signals)}{err.decode()}"
+            f" snapshots printed since; {signals}{err.decode()}"
         )
     out, err = output.result()
     lines = [*first_two, *out.splitlines()]
