@@ -56,6 +56,10 @@ def consumer_config(kafka: KafkaSettings, consumer: str, instance_id: str | None
         # for fetch.wait.max.ms (500 ms by default) even when a commit marker lands in
         # the meantime: that alone put ~400 ms on every event's way (bench/e2e_latency).
         "fetch.wait.max.ms": 10,
+        # Once a partition's queue passes queued.min.messages, librdkafka postpones its
+        # next fetch by this much (1 s by default), while the handlers drain the queue
+        # in a fraction of that: a consumer catching up sat idle, waiting in poll().
+        "fetch.queue.backoff.ms": 10,
     }
     if instance_id:
         # Static membership: a restarted process takes its partitions back at once
