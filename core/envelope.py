@@ -7,11 +7,12 @@ The value keeps the original integration's fields (`event_type`, `data`, `user_i
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 # The version every event contract starts at. The envelope carries the version of its
 # event type's contract (core/events); the contract, not the envelope, decides which
@@ -31,6 +32,13 @@ ENVELOPE_FIELDS = (
     "user_id",
     "data",
 )
+
+
+# msgspec's untyped decoder builds the same dicts and lists as json.loads in a fifth of
+# the time (0.7 against 3.4 µs for a welcome event); every consumed record pays it on
+# the consumers' event loop. Its DecodeError is a ValueError. Unlike json.loads it
+# refuses NaN and Infinity, which no envelope holds: the outbox's payload is jsonb.
+_decode = msgspec.json.Decoder().decode
 
 
 class EnvelopeError(ValueError):
@@ -72,7 +80,7 @@ class Envelope:
         if raw is None:
             raise EnvelopeError("message has no value")
         try:
-            doc = json.loads(raw)
+            doc = _decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EnvelopeError(f"value is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
