@@ -83,6 +83,11 @@ class Envelope:
             doc = _decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EnvelopeError(f"value is not valid JSON: {exc}") from None
+        except RecursionError:
+            # The decoder recurses per level of nesting: a value nested some thousand
+            # levels deep is a record to park, not an error that stops the consumer on
+            # every redelivery.
+            raise EnvelopeError("value is not valid JSON: nested too deeply") from None
         if not isinstance(doc, dict):
             raise EnvelopeError("value is not a JSON object")
         missing = [f for f in ENVELOPE_FIELDS if f not in doc]

@@ -79,6 +79,9 @@ async def test_poison_records_are_parked_and_the_partition_moves_on(
         ),
         Record(topic, key, json.dumps(future).encode(), [("event_id", future["event_id"])]),
         Record(topic, key, b"\x00\xff binary \x00"),
+        # Deeper than the decoder can recurse: its RecursionError used to escape the
+        # parse and stop the consumer on every redelivery.
+        Record(topic, key, b"[" * 50_000 + b"]" * 50_000),
     ]
     ensure_event_topics(s)
     parked_before = metric("connectin_consumer_dead_lettered_total", consumer="users")
@@ -87,19 +90,21 @@ async def test_poison_records_are_parked_and_the_partition_moves_on(
     await produce(s, [first, *poison, last])
 
     async with running_consumers(s, clean_db):
-        await applied_and_parked(clean_db, 2, 3)
+        await applied_and_parked(clean_db, 2, 4)
 
     letters = await rows(clean_db, 'SELECT * FROM dead_letters ORDER BY "offset"')
-    assert [d.source for d in letters] == ["consumer"] * 3
-    assert [d.consumer for d in letters] == ["users"] * 3
+    assert [d.source for d in letters] == ["consumer"] * 4
+    assert [d.consumer for d in letters] == ["users"] * 4
     assert {d.topic for d in letters} == {topic}
     assert "not valid JSON" in letters[0].error
     assert "unknown schema_version 99" in letters[1].error
     assert "not valid JSON" in letters[2].error
+    assert "nested too deeply" in letters[3].error
     assert str(letters[0].event_id) == broken_id
     assert str(letters[1].event_id) == future["event_id"]
     assert letters[2].event_id is None
-    assert [d.attempts for d in letters] == [1, 1, 1]
+    assert letters[3].event_id is None
+    assert [d.attempts for d in letters] == [1, 1, 1, 1]
     assert letters[0].value == (poison[0].value or b"").decode()
     assert letters[0].key == key.decode()
 
@@ -111,9 +116,9 @@ async def test_poison_records_are_parked_and_the_partition_moves_on(
     assert {c.headers["dlq_original_partition"] for c in dlq} == {str(letters[0].partition)}
     assert {c.headers["dlq_consumer"] for c in dlq} == {"users"}
     assert "unknown schema_version" in dlq[1].headers["dlq_error"]
-    assert [c.key for c in dlq] == [key] * 3
+    assert [c.key for c in dlq] == [key] * 4
 
-    assert metric("connectin_consumer_dead_lettered_total", consumer="users") - parked_before == 3
+    assert metric("connectin_consumer_dead_lettered_total", consumer="users") - parked_before == 4
     assert anomalies("users") == anomalies_before
     assert await scalar(
         clean_db, "SELECT last_login_at IS NOT NULL FROM users WHERE id = :u", u=user

@@ -81,6 +81,7 @@ def test_the_key_is_the_aggregate() -> None:
         (b"", "not valid JSON"),
         (b"\xff", "not valid JSON"),
         (b"{", "not valid JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
         (b"[]", "not a JSON object"),
         (b"7", "not a JSON object"),
         (value(schema_version=0), "unknown schema_version 0"),
