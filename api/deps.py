@@ -1,8 +1,18 @@
-"""Dependencies injected into handlers by name (Litestar `Provide`)."""
+"""Dependencies injected into handlers by name (Litestar `Provide`).
+
+Handlers that need the caller, the settings or the trace context take them through one
+dependency, `ctx` (a RequestContext over the request's session), rather than one
+dependency each. Litestar resolves the dependencies of one level side by side in an
+anyio task group, a task each (litestar-org/litestar#4563); a context that depends on
+the session forms a chain, which it resolves without one. `POST /api/v1/projects` with
+four dependencies instead of this chain cost ~13 % more CPU per request (in one process,
+alternating both trees).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from litestar import Request
@@ -21,11 +31,31 @@ from core.settings import Settings
 # inferring it from the parameter name alone).
 DbSession: TypeAlias = NamedDependency[AsyncSession]
 AppSettings: TypeAlias = NamedDependency[Settings]
-Caller: TypeAlias = NamedDependency[Principal]
-TraceParent: TypeAlias = NamedDependency[str | None]
 LoginLimiter: TypeAlias = NamedDependency[LoginThrottle]
 DbEngine: TypeAlias = NamedDependency[AsyncEngine]
 ClientAddress: TypeAlias = NamedDependency[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The request's session (its one transaction) and what the handler reads from the
+    request and the app: the settings, the authenticated caller, the trace context."""
+
+    session: AsyncSession
+    settings: Settings
+    request: Request[Principal, Token, Any]
+
+    @property
+    def principal(self) -> Principal:
+        """The authenticated caller; only on routes behind authentication."""
+        return self.request.user
+
+    @property
+    def traceparent(self) -> str | None:
+        return valid_traceparent(self.request.headers.get("traceparent"))
+
+
+Ctx: TypeAlias = NamedDependency[RequestContext]
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -63,12 +93,10 @@ def provide_client_address(request: Request[Any, Any, Any], state: State) -> str
     return client_address(peer, request.headers, settings.api)
 
 
-def provide_principal(request: Request[Principal, Token, Any]) -> Principal:
-    return request.user
-
-
-def provide_traceparent(request: Request[Any, Any, Any]) -> str | None:
-    return valid_traceparent(request.headers.get("traceparent"))
+def provide_context(
+    db_session: DbSession, state: State, request: Request[Principal, Token, Any]
+) -> RequestContext:
+    return RequestContext(db_session, cast(Settings, state.settings), request)
 
 
 DEPENDENCIES = {
@@ -77,6 +105,5 @@ DEPENDENCIES = {
     "login_limiter": Provide(provide_login_limiter, sync_to_thread=False),
     "db_engine": Provide(provide_engine, sync_to_thread=False),
     "client_address": Provide(provide_client_address, sync_to_thread=False),
-    "principal": Provide(provide_principal, sync_to_thread=False),
-    "traceparent": Provide(provide_traceparent, sync_to_thread=False),
+    "ctx": Provide(provide_context, sync_to_thread=False),
 }

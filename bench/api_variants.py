@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
 from api.app import create_app
-from api.deps import AppSettings, Caller, DbSession, TraceParent
+from api.deps import Ctx
 from api.fields import clean_text
 from api.projects.schemas import ProjectIn, ProjectOut
 from core.envelope import event_key
@@ -116,29 +116,22 @@ async def _insert_project(db_session: AsyncSession, data: ProjectIn, owner_id: i
 
 
 @post(DOMAIN_ONLY, status_code=201, include_in_schema=False)
-async def create_project_domain_only(
-    data: JSONBody[ProjectIn], db_session: DbSession, principal: Caller
-) -> ProjectOut:
+async def create_project_domain_only(data: JSONBody[ProjectIn], ctx: Ctx) -> ProjectOut:
     """The real handler minus the outbox row: the floor the outbox is measured against."""
-    project = await _insert_project(db_session, data, principal.id)
+    project = await _insert_project(ctx.session, data, ctx.principal.id)
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 @post(DUAL_WRITE, status_code=201, include_in_schema=False)
 async def create_project_dual_write(
-    data: JSONBody[ProjectIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
-    traceparent: TraceParent,
-    state: State,
+    data: JSONBody[ProjectIn], ctx: Ctx, state: State
 ) -> ProjectOut:
     """Commit, then send and await the delivery: a failed send is a 500 with the project
     already committed (its event lost), a crash between the two loses it silently."""
-    project = await _insert_project(db_session, data, principal.id)
-    await db_session.commit()
+    project = await _insert_project(ctx.session, data, ctx.principal.id)
+    await ctx.session.commit()
     sender = cast(KafkaSender, state.kafka_sender)
-    await sender.send(events.project_created(settings.kafka.topics, project, traceparent))
+    await sender.send(events.project_created(ctx.settings.kafka.topics, project, ctx.traceparent))
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 

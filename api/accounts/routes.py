@@ -30,15 +30,7 @@ from api.auth import (
     verify_password,
 )
 from api.csrf import BROWSER_JSON_ONLY
-from api.deps import (
-    AppSettings,
-    Caller,
-    ClientAddress,
-    DbEngine,
-    DbSession,
-    LoginLimiter,
-    TraceParent,
-)
+from api.deps import ClientAddress, Ctx, DbEngine, LoginLimiter
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.passwords import password_problem
 from core.stores import users
@@ -47,12 +39,7 @@ PUBLIC: dict[str, Any] = {EXCLUDE_FROM_AUTH: True, BROWSER_JSON_ONLY: True}
 
 
 @post("/register", status_code=201)
-async def register(
-    data: JSONBody[RegisterIn],
-    db_session: DbSession,
-    settings: AppSettings,
-    traceparent: TraceParent,
-) -> UserOut:
+async def register(data: JSONBody[RegisterIn], ctx: Ctx) -> UserOut:
     """Create an account; emits `user.registered`. Usernames are unique ignoring case
     and NFKC spelling (`Alice`, `alice` and fullwidth `\uff41lice` are one name), emails
     likewise; a duplicate is a 409. Common, guessable or personal passwords (the
@@ -62,13 +49,15 @@ async def register(
     problem = await password_problem(data.password, username=username, email=email)
     if problem is not None:
         raise invalid("password", problem)
-    taken = await users.taken_field(db_session, email, username)
+    taken = await users.taken_field(ctx.session, email, username)
     if taken is not None:
         constraint = "uq_users_email" if taken == "email" else "uq_users_username_ci"
         raise ConflictError(detail=CONFLICT_MESSAGES[constraint])
-    user = await users.add_user(db_session, username, email, await hash_password(data.password))
+    user = await users.add_user(ctx.session, username, email, await hash_password(data.password))
     await events.emit(
-        db_session, settings, events.user_registered(settings.kafka.topics, user, traceparent)
+        ctx.session,
+        ctx.settings,
+        events.user_registered(ctx.settings.kafka.topics, user, ctx.traceparent),
     )
     return msgspec.convert(user, UserOut, from_attributes=True)
 
@@ -87,12 +76,10 @@ def login_name(data: LoginIn) -> tuple[str, str]:
 async def login(
     request: Request[Any, Any, Any],
     data: JSONBody[LoginIn],
-    db_session: DbSession,
+    ctx: Ctx,
     db_engine: DbEngine,
-    settings: AppSettings,
     login_limiter: LoginLimiter,
     client_address: ClientAddress,
-    traceparent: TraceParent,
 ) -> Response[TokenOut]:
     """Exchange email (or username) and password for a JWT (body and httpOnly
     cookie); emits `user.login`. Throttled per account and per client address, across
@@ -106,15 +93,16 @@ async def login(
             detail="too many login attempts, retry later",
             headers={"Retry-After": str(retry_after)},
         )
-    user = await users.user_by_login(db_session, field, name)
+    user = await users.user_by_login(ctx.session, field, name)
     verified = await verify_password(user.password_hash if user else None, data.password)
     if user is None or not verified:
         raise NotAuthorizedException(detail=f"invalid {field} or password")
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(data.password)
     now = datetime.now(UTC)
+    settings = ctx.settings
     await events.emit(
-        db_session, settings, events.user_login(settings.kafka.topics, user, now, traceparent)
+        ctx.session, settings, events.user_login(settings.kafka.topics, user, now, ctx.traceparent)
     )
     token = issue_token(settings.auth, user.id, now=now)
     cookie = Cookie(
@@ -131,8 +119,8 @@ async def login(
 
 
 @get("/me")
-async def me(db_session: DbSession, principal: Caller) -> UserOut:
-    user = await users.user_by_id(db_session, principal.id)
+async def me(ctx: Ctx) -> UserOut:
+    user = await users.user_by_id(ctx.session, ctx.principal.id)
     if user is None:
         # A valid token for an account that no longer exists: make the client log in.
         raise NotAuthorizedException(detail="account not found")

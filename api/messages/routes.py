@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 from api import events
-from api.deps import AppSettings, Caller, DbSession, TraceParent
+from api.deps import Ctx
 from api.errors import invalid
 from api.fields import MAX_ID, clean_text
 from api.messages.schemas import MessageIn, MessageOut
@@ -24,36 +24,31 @@ WithUser = Annotated[
 
 
 @post("/", status_code=201)
-async def send_message(
-    data: JSONBody[MessageIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
-    traceparent: TraceParent,
-) -> MessageOut:
+async def send_message(data: JSONBody[MessageIn], ctx: Ctx) -> MessageOut:
     """Send a message; emits `message.sent` (with `recipient_id`). Unknown recipient: 404."""
     body = clean_text("body", data.body)
-    if data.recipient_id == principal.id:
+    if data.recipient_id == ctx.principal.id:
         raise invalid("recipient_id", "you cannot message yourself")
-    if not await user_exists(db_session, data.recipient_id):
+    if not await user_exists(ctx.session, data.recipient_id):
         raise NotFoundException(detail=f"user {data.recipient_id} not found")
-    message = await add_message(db_session, principal.id, data.recipient_id, body)
+    message = await add_message(ctx.session, ctx.principal.id, data.recipient_id, body)
     await events.emit(
-        db_session, settings, events.message_sent(settings.kafka.topics, message, traceparent)
+        ctx.session,
+        ctx.settings,
+        events.message_sent(ctx.settings.kafka.topics, message, ctx.traceparent),
     )
     return msgspec.convert(message, MessageOut, from_attributes=True)
 
 
 @get("/")
 async def list_messages(
-    db_session: DbSession,
-    principal: Caller,
+    ctx: Ctx,
     with_user: WithUser = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[MessageOut]:
     """Messages the caller sent or received, newest first."""
-    rows = await messages_of(db_session, principal.id, with_user, limit, offset)
+    rows = await messages_of(ctx.session, ctx.principal.id, with_user, limit, offset)
     return msgspec.convert(rows, list[MessageOut], from_attributes=True)
 
 

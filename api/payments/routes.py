@@ -22,7 +22,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody
 
 from api.auth import EXCLUDE_FROM_AUTH
-from api.deps import AppSettings, Caller, DbSession, TraceParent
+from api.deps import AppSettings, Ctx
 from api.events import emit
 from api.params import Limit, Offset
 from api.payments import events, store
@@ -54,18 +54,12 @@ StripeApi: TypeAlias = NamedDependency[stripe.StripeClient]
 
 
 @post("/create-customer", status_code=200)
-async def create_customer(
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
-    stripe_client: StripeApi,
-    traceparent: TraceParent,
-) -> CustomerOut:
+async def create_customer(ctx: Ctx, stripe_client: StripeApi) -> CustomerOut:
     """The caller's Stripe customer, created on the first call (metadata.user_id = our
     id); later and concurrent calls return the same one, so no Idempotency-Key is
     needed. Emits `payment.customer_created` once."""
     customer_id, _ = await ensure_customer(
-        db_session, stripe_client, settings, principal.id, traceparent
+        ctx.session, stripe_client, ctx.settings, ctx.principal.id, ctx.traceparent
     )
     return CustomerOut(customer_id=customer_id)
 
@@ -73,11 +67,8 @@ async def create_customer(
 @post("/create-payment-intent", status_code=200)
 async def create_payment_intent(
     data: JSONBody[PaymentIntentIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
+    ctx: Ctx,
     stripe_client: StripeApi,
-    traceparent: TraceParent,
     idempotency_key: ClientKey = None,
 ) -> PaymentIntentOut:
     """A PaymentIntent for `amount` (minor units, at most STRIPE_MAX_AMOUNT) in an
@@ -85,43 +76,50 @@ async def create_payment_intent(
     Emits `payment.intent_created`. Retried with the same Idempotency-Key (or, without
     one, the same body while the earlier intent is unfinished): the same intent."""
     return await create_intent(
-        db_session, stripe_client, settings, principal.id, data, idempotency_key, traceparent
+        ctx.session,
+        stripe_client,
+        ctx.settings,
+        ctx.principal.id,
+        data,
+        idempotency_key,
+        ctx.traceparent,
     )
 
 
 @post("/create-subscription", status_code=200)
 async def create_subscription_route(
     data: JSONBody[SubscriptionIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
+    ctx: Ctx,
     stripe_client: StripeApi,
-    traceparent: TraceParent,
     idempotency_key: ClientKey = None,
 ) -> SubscriptionCreatedOut:
     """Subscribe to a price (`price_…`) or legacy plan (`plan_…`). Invoices are charged
     to the customer's default payment method: pass the `pm_…` id Stripe.js created as
     `payment_method` to make it the default. Emits `payment.subscription_created`."""
     return await create_subscription(
-        db_session, stripe_client, settings, principal.id, data, idempotency_key, traceparent
+        ctx.session,
+        stripe_client,
+        ctx.settings,
+        ctx.principal.id,
+        data,
+        idempotency_key,
+        ctx.traceparent,
     )
 
 
 @get("/")
-async def list_payments(
-    db_session: DbSession, principal: Caller, limit: Limit = 50, offset: Offset = 0
-) -> list[PaymentOut]:
+async def list_payments(ctx: Ctx, limit: Limit = 50, offset: Offset = 0) -> list[PaymentOut]:
     """The caller's payments, newest first, in the state the payment consumer applied."""
-    rows = await payments_of(db_session, principal.id, limit, offset)
+    rows = await payments_of(ctx.session, ctx.principal.id, limit, offset)
     return msgspec.convert(rows, list[PaymentOut], from_attributes=True)
 
 
 @get("/subscriptions")
 async def list_subscriptions(
-    db_session: DbSession, principal: Caller, limit: Limit = 50, offset: Offset = 0
+    ctx: Ctx, limit: Limit = 50, offset: Offset = 0
 ) -> list[SubscriptionOut]:
     """The caller's subscriptions, newest first."""
-    rows = await subscriptions_of(db_session, principal.id, limit, offset)
+    rows = await subscriptions_of(ctx.session, ctx.principal.id, limit, offset)
     return msgspec.convert(rows, list[SubscriptionOut], from_attributes=True)
 
 
@@ -132,9 +130,7 @@ async def config(settings: AppSettings) -> ConfigOut:
 
 
 @post("/webhook", opt=PUBLIC, status_code=200, request_max_body_size=WEBHOOK_MAX_BYTES)
-async def webhook(
-    request: Request[Any, Any, Any], db_session: DbSession, settings: AppSettings
-) -> WebhookOut:
+async def webhook(request: Request[Any, Any, Any], ctx: Ctx) -> WebhookOut:
     """Stripe's signed events. Verified, then stored in stripe_events and enqueued as
     `stripe.<type>` in one transaction; a repeated event id answers 2xx and writes
     nothing. Unverifiable, malformed or oversize deliveries: 400, nothing stored."""
@@ -144,14 +140,14 @@ async def webhook(
         # Stripe treats any non-2xx as "retry later"; 400 says the delivery itself is bad.
         raise ClientException(detail=f"body exceeds {WEBHOOK_MAX_BYTES} bytes") from None
     try:
-        event = verify(raw, request.headers.get("stripe-signature"), settings.stripe)
+        event = verify(raw, request.headers.get("stripe-signature"), ctx.settings.stripe)
     except WebhookRejected as exc:
         log.warning("stripe webhook rejected", reason=str(exc), bytes=len(raw))
         raise ClientException(detail=str(exc)) from None
-    if not await store.insert_stripe_event(db_session, event):
+    if not await store.insert_stripe_event(ctx.session, event):
         log.info("stripe event already stored", stripe_event_id=event.id, type=event.type)
         return WebhookOut(received=True, duplicate=True)
-    await emit(db_session, settings, events.stripe_event(settings.kafka.topics, event))
+    await emit(ctx.session, ctx.settings, events.stripe_event(ctx.settings.kafka.topics, event))
     log.info("stripe event stored", stripe_event_id=event.id, type=event.type)
     return WebhookOut(received=True, duplicate=False)
 

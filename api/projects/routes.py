@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
-from api.deps import AppSettings, Caller, DbSession, TraceParent
+from api.deps import Ctx, DbSession
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.fields import clean_text
 from api.params import Limit, Offset, PathId
@@ -33,22 +33,18 @@ async def _project(db_session: AsyncSession, project_id: int) -> Project:
 
 
 @post("/", status_code=201)
-async def create_project(
-    data: JSONBody[ProjectIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
-    traceparent: TraceParent,
-) -> ProjectOut:
+async def create_project(data: JSONBody[ProjectIn], ctx: Ctx) -> ProjectOut:
     """Publish a project; emits `project.created`."""
     project = await insert_project(
-        db_session,
-        principal.id,
+        ctx.session,
+        ctx.principal.id,
         clean_text("title", data.title),
         clean_text("description", data.description, allow_empty=True),
     )
     await events.emit(
-        db_session, settings, events.project_created(settings.kafka.topics, project, traceparent)
+        ctx.session,
+        ctx.settings,
+        events.project_created(ctx.settings.kafka.topics, project, ctx.traceparent),
     )
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
@@ -72,25 +68,23 @@ async def get_project(project_id: PathId, db_session: DbSession) -> ProjectOut:
 async def apply(
     project_id: PathId,
     data: JSONBody[ApplicationIn],
-    db_session: DbSession,
-    principal: Caller,
-    settings: AppSettings,
-    traceparent: TraceParent,
+    ctx: Ctx,
 ) -> ApplicationOut:
     """Apply to someone else's project; emits `project.applied` (with `owner_id`, so
     a consumer can notify the owner). Applying twice: 409. Applying to your own
     project: 400, since no later state could make it valid."""
     cover_letter = clean_text("cover_letter", data.cover_letter, allow_empty=True)
-    project = await _project(db_session, project_id)
-    if project.owner_id == principal.id:
+    caller = ctx.principal.id
+    project = await _project(ctx.session, project_id)
+    if project.owner_id == caller:
         raise invalid("project_id", "you cannot apply to your own project")
-    if await has_applied(db_session, project_id, principal.id):
+    if await has_applied(ctx.session, project_id, caller):
         raise ConflictError(detail=CONFLICT_MESSAGES["uq_project_applications_project_id"])
-    application = await add_application(db_session, project_id, principal.id, cover_letter)
+    application = await add_application(ctx.session, project_id, caller, cover_letter)
     await events.emit(
-        db_session,
-        settings,
-        events.project_applied(settings.kafka.topics, project, application, traceparent),
+        ctx.session,
+        ctx.settings,
+        events.project_applied(ctx.settings.kafka.topics, project, application, ctx.traceparent),
     )
     return msgspec.convert(application, ApplicationOut, from_attributes=True)
 
@@ -98,16 +92,15 @@ async def apply(
 @get("/{project_id:int}/applications")
 async def list_applications(
     project_id: PathId,
-    db_session: DbSession,
-    principal: Caller,
+    ctx: Ctx,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[ApplicationOut]:
     """The project's applications; only its owner may read them (else 403)."""
-    project = await _project(db_session, project_id)
-    if project.owner_id != principal.id:
+    project = await _project(ctx.session, project_id)
+    if project.owner_id != ctx.principal.id:
         raise PermissionDeniedException(detail="only the project's owner can see applications")
-    rows = await applications_of(db_session, project_id, limit, offset)
+    rows = await applications_of(ctx.session, project_id, limit, offset)
     return msgspec.convert(rows, list[ApplicationOut], from_attributes=True)
 
 
