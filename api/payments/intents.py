@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.deps import RequestContext
 from api.errors import ConflictError, invalid
 from api.events import emit
 from api.payments import claims, events, store
@@ -43,14 +44,12 @@ async def _recorded(client: stripe.StripeClient, payment_intent_id: str) -> Paym
 
 
 async def create_intent(
-    session: AsyncSession,
+    ctx: RequestContext,
     client: stripe.StripeClient,
-    settings: Settings,
-    user_id: int,
     data: PaymentIntentIn,
     client_key: str | None,
-    traceparent: str | None,
 ) -> PaymentIntentOut:
+    session, settings, user_id = ctx.session, ctx.settings, ctx.principal.id
     amount, currency = checked(settings, data)
     generation = (
         0 if client_key else await payments.count_finished(session, user_id, amount, currency)
@@ -64,7 +63,15 @@ async def create_intent(
         session,
         outcome,
         _create(
-            session, client, settings, user_id, amount, currency, key.value, outcome, traceparent
+            session,
+            client,
+            settings,
+            user_id,
+            amount,
+            currency,
+            key.value,
+            outcome,
+            ctx.traceparent,
         ),
     )
 

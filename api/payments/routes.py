@@ -75,15 +75,7 @@ async def create_payment_intent(
     allowed currency; the frontend confirms it with Stripe.js and the client secret.
     Emits `payment.intent_created`. Retried with the same Idempotency-Key (or, without
     one, the same body while the earlier intent is unfinished): the same intent."""
-    return await create_intent(
-        ctx.session,
-        stripe_client,
-        ctx.settings,
-        ctx.principal.id,
-        data,
-        idempotency_key,
-        ctx.traceparent,
-    )
+    return await create_intent(ctx, stripe_client, data, idempotency_key)
 
 
 @post("/create-subscription", status_code=200)
@@ -96,15 +88,7 @@ async def create_subscription_route(
     """Subscribe to a price (`price_…`) or legacy plan (`plan_…`). Invoices are charged
     to the customer's default payment method: pass the `pm_…` id Stripe.js created as
     `payment_method` to make it the default. Emits `payment.subscription_created`."""
-    return await create_subscription(
-        ctx.session,
-        stripe_client,
-        ctx.settings,
-        ctx.principal.id,
-        data,
-        idempotency_key,
-        ctx.traceparent,
-    )
+    return await create_subscription(ctx, stripe_client, data, idempotency_key)
 
 
 @get("/")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.deps import RequestContext
 from api.errors import ConflictError
 from api.events import emit
 from api.payments import claims, events, store
@@ -66,14 +67,12 @@ def _requested(data: SubscriptionIn, client_key: str | None) -> dict[str, str | 
 
 
 async def create_subscription(
-    session: AsyncSession,
+    ctx: RequestContext,
     client: stripe.StripeClient,
-    settings: Settings,
-    user_id: int,
     data: SubscriptionIn,
     client_key: str | None,
-    traceparent: str | None,
 ) -> SubscriptionCreatedOut:
+    session, settings, user_id = ctx.session, ctx.settings, ctx.principal.id
     price_id = data.price_id
     generation = 0 if client_key else await subscriptions.count_finished(session, user_id, price_id)
     key = idempotency_key(OPERATION, user_id, client_key, {"price_id": price_id}, generation)
@@ -87,7 +86,7 @@ async def create_subscription(
     return await claims.settle(
         session,
         outcome,
-        _create(session, client, settings, user_id, data, key, outcome, traceparent),
+        _create(session, client, settings, user_id, data, key, outcome, ctx.traceparent),
     )
 
 
