@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
 import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -37,6 +41,17 @@ def create_engine(
         pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+
+
+@asynccontextmanager
+async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as the bare asyncpg driver, each statement its own
+    transaction: for hot paths whose work is one statement at a time. They skip the
+    session, the BEGIN and COMMIT round trips and SQLAlchemy's result layer (asyncpg's
+    records are C tuples). Returned to the pool clean: no transaction was begun on it."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        yield cast(asyncpg.Connection, raw.driver_connection)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
