@@ -1,7 +1,8 @@
 """The outbox writer: the only way any process emits an event.
 
-It takes the caller's session and never commits: the event commits or rolls back
-with the caller's domain rows (architecture invariant 1).
+The event commits or rolls back with the caller's domain rows (architecture invariant
+1), in one of two ways: `enqueue` writes it in the caller's session and never commits;
+`insert_with_event` writes it in the same statement as a one-row domain insert.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,8 +72,14 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
-# One round trip. The sequence upsert serializes the writers of a key: a second
-# transaction's INSERT ... ON CONFLICT DO UPDATE waits on the first one's row lock on
+# The outbox's part of a write, as two CTEs ending in `outbox_row`, written once for
+# both statements that run it: `enqueue`'s in the caller's transaction and a domain insert
+# composed with it (InsertWithEvent); `bind` spells each parameter. `source` is what the
+# sequence upsert selects from: a composed write's domain row, so an insert that writes
+# no row writes no event and uses no sequence number either.
+#
+# The sequence upsert serializes the writers of a key: a second transaction's
+# INSERT ... ON CONFLICT DO UPDATE waits on the first one's row lock on
 # outbox_key_sequences(key) (or on its uncommitted insert of that row) until it commits,
 # and only then returns the next sequence; the outbox id is drawn after that, when the
 # INSERT reads the row from `seq`. So per key, ids and sequences follow commit order
@@ -78,50 +87,128 @@ def shard_of(key: str, shards: int) -> int:
 # control with only that lock removed (tests/integration/test_api_order.py) kept every ordering
 # test green, so it was redundant and is gone. The sequence lives in its own table so
 # retention can delete old events without a key ever reusing a number.
-_ENQUEUE = text(
-    """
-    WITH seq AS (
+_PARAMS = (
+    "event_id",
+    "topic",
+    "key",
+    "event_type",
+    "aggregate_type",
+    "aggregate_id",
+    "payload",
+    "headers",
+    "shard",
+)
+
+
+def _outbox_ctes(bind: Callable[[str], str], source: str = "") -> str:
+    p = {name: bind(name) for name in _PARAMS}
+    return f"""
+    seq AS (
         INSERT INTO outbox_key_sequences (key, last_sequence)
-        VALUES (:key, 1)
+        SELECT CAST({p["key"]} AS text), 1 {source}
         ON CONFLICT (key) DO UPDATE
             SET last_sequence = outbox_key_sequences.last_sequence + 1
         RETURNING last_sequence
+    ),
+    outbox_row AS (
+        INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
+                            sequence, payload, headers, shard)
+        SELECT {p["event_id"]}, {p["topic"]}, {p["key"]}, {p["event_type"]},
+               {p["aggregate_type"]}, {p["aggregate_id"]}, seq.last_sequence,
+               jsonb_set(CAST({p["payload"]} AS jsonb), '{{sequence}}',
+                         to_jsonb(seq.last_sequence)),
+               CAST({p["headers"]} AS jsonb), {p["shard"]}
+        FROM seq
+        RETURNING id, sequence
+    )"""
+
+
+# One round trip.
+_ENQUEUE = text(f"WITH {_outbox_ctes(lambda name: ':' + name)} SELECT id, sequence FROM outbox_row")
+
+
+@dataclass(frozen=True)
+class InsertWithEvent:
+    """A domain INSERT of one row and its event's outbox row as one statement, which
+    Postgres runs as one transaction: no BEGIN or COMMIT round trip, and nothing of it
+    is ever half-written. Its result is the domain insert's RETURNING columns followed
+    by `outbox_id` and `sequence`.
+
+    For routes whose whole write is that one row (creating a project): the event's
+    data must be known before the statement runs, ids included (draw them with
+    nextval first)."""
+
+    sql: str
+    domain_params: int
+
+    @classmethod
+    def of(cls, domain_insert: str, domain_params: int) -> InsertWithEvent:
+        """`domain_insert`: `INSERT ... VALUES ($1 .. $domain_params) RETURNING ...`,
+        one row, no ON CONFLICT (an insert that may write no row belongs in a
+        transaction with `enqueue`)."""
+        first = domain_params + 1
+        positions = {name: f"${first + i}" for i, name in enumerate(_PARAMS)}
+        ctes = _outbox_ctes(positions.__getitem__, source="FROM domain_row")
+        sql = (
+            f"WITH domain_row AS ({domain_insert}), {ctes}\n"
+            "SELECT domain_row.*, outbox_row.id AS outbox_id, outbox_row.sequence\n"
+            "FROM domain_row, outbox_row"
+        )
+        return cls(sql, domain_params)
+
+
+def _outbox_values(event: NewEvent, shards: int) -> dict[str, Any]:
+    """The outbox parameters of `event`, by name (_PARAMS)."""
+    key = event_key(event.aggregate_type, event.aggregate_id)
+    # sequence 1 is replaced in the statement by the key's next sequence
+    envelope, headers = event.render(datetime.now(UTC), sequence=1)
+    return {
+        "event_id": event.event_id,
+        "topic": event.topic,
+        "key": key,
+        "event_type": event.event_type,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "payload": json.dumps(envelope.to_dict(), separators=(",", ":")),
+        "headers": json.dumps(headers, separators=(",", ":")),
+        "shard": shard_of(key, shards),
+    }
+
+
+def _stored(event: NewEvent, values: dict[str, Any], outbox_id: int, sequence: int) -> StoredEvent:
+    return StoredEvent(
+        outbox_id=outbox_id,
+        event_id=event.event_id,
+        key=values["key"],
+        sequence=sequence,
+        shard=values["shard"],
     )
-    INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
-                        sequence, payload, headers, shard)
-    SELECT :event_id, :topic, :key, :event_type, :aggregate_type, :aggregate_id,
-           seq.last_sequence,
-           jsonb_set(CAST(:payload AS jsonb), '{sequence}', to_jsonb(seq.last_sequence)),
-           CAST(:headers AS jsonb), :shard
-    FROM seq
-    RETURNING id, sequence
-    """
-)
 
 
 async def enqueue(session: AsyncSession, event: NewEvent, *, shards: int) -> StoredEvent:
     """Add `event` to the outbox inside the caller's transaction."""
-    key = event_key(event.aggregate_type, event.aggregate_id)
-    now = datetime.now(UTC)
-    # sequence 1 is replaced in the statement by the key's next sequence
-    envelope, headers = event.render(now, sequence=1)
-    shard = shard_of(key, shards)
-    row = (
-        await session.execute(
-            _ENQUEUE,
-            {
-                "event_id": event.event_id,
-                "topic": event.topic,
-                "key": key,
-                "event_type": event.event_type,
-                "aggregate_type": event.aggregate_type,
-                "aggregate_id": event.aggregate_id,
-                "payload": json.dumps(envelope.to_dict(), separators=(",", ":")),
-                "headers": json.dumps(headers, separators=(",", ":")),
-                "shard": shard,
-            },
+    values = _outbox_values(event, shards)
+    row = (await session.execute(_ENQUEUE, values)).one()
+    return _stored(event, values, row.id, row.sequence)
+
+
+async def insert_with_event(
+    conn: asyncpg.Connection,
+    statement: InsertWithEvent,
+    domain_args: Sequence[Any],
+    event: NewEvent,
+    *,
+    shards: int,
+) -> tuple[asyncpg.Record, StoredEvent]:
+    """Run `statement` on a connection outside any transaction: the domain row and
+    `event` commit together or not at all. Returns the domain insert's row (the
+    statement's whole result row) and the stored event."""
+    if len(domain_args) != statement.domain_params:
+        raise ValueError(
+            f"the domain insert takes {statement.domain_params} values, got {len(domain_args)}"
         )
-    ).one()
-    return StoredEvent(
-        outbox_id=row.id, event_id=event.event_id, key=key, sequence=row.sequence, shard=shard
-    )
+    values = _outbox_values(event, shards)
+    row = await conn.fetchrow(statement.sql, *domain_args, *(values[name] for name in _PARAMS))
+    if row is None:
+        raise RuntimeError("the domain insert wrote no row, so no event was written either")
+    return row, _stored(event, values, row["outbox_id"], row["sequence"])

@@ -1,15 +1,18 @@
 """The outbox writer's row belongs to the caller's transaction, whether the writer's
 statement opens that transaction or joins one an earlier statement opened: it is
-visible inside it and commits or rolls back with it, never alone."""
+visible inside it and commits or rolls back with it, never alone. Composed with a
+one-row domain insert into one statement (InsertWithEvent), it is written exactly when
+that row is, and takes its key's next sequence like any other."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import session_factory
-from core.outbox import NewEvent, enqueue
+from core.db import raw_connection, session_factory
+from core.outbox import InsertWithEvent, NewEvent, enqueue, insert_with_event
 from core.settings import Settings
 
 
@@ -38,3 +41,67 @@ async def test_the_row_commits_and_rolls_back_with_the_callers_transaction(
         assert ids == ([stored.outbox_id] if commit else []), (
             "the row must live and die with the caller's transaction, never commit alone"
         )
+
+
+# The domain row of these tests: a user, whose columns have no defaults to draw on.
+_USER = InsertWithEvent.of(
+    "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x') RETURNING id",
+    domain_params=2,
+)
+_USER_IF_NEW = InsertWithEvent.of(
+    "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x') "
+    "ON CONFLICT DO NOTHING RETURNING id",
+    domain_params=2,
+)
+
+
+async def _outbox(engine: AsyncEngine) -> list[tuple[str, int, int]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT key, sequence, (payload->>'sequence')::int FROM outbox ORDER BY id")
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_insert_with_event_writes_both_rows_with_the_keys_next_sequence(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    sessions = session_factory(clean_db)
+    async with sessions() as session:
+        await enqueue(session, _event(settings, 7), shards=4)
+        await session.commit()
+    async with raw_connection(clean_db) as conn:
+        row, stored = await insert_with_event(
+            conn, _USER, ("ann", "ann@example.com"), _event(settings, 7), shards=4
+        )
+        assert not conn.is_in_transaction()
+    async with clean_db.connect() as conn:
+        user_id = (await conn.execute(text("SELECT id FROM users"))).scalar_one()
+    assert row["id"] == user_id
+    assert (stored.key, stored.sequence) == ("agg:7", 2)
+    assert await _outbox(clean_db) == [("agg:7", 1, 1), ("agg:7", 2, 2)]
+
+
+async def test_insert_with_event_writes_nothing_when_the_domain_insert_fails(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    async with raw_connection(clean_db) as conn:
+        await insert_with_event(
+            conn, _USER, ("ann", "a@example.com"), _event(settings, 1), shards=1
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await insert_with_event(
+                conn, _USER, ("ann", "b@example.com"), _event(settings, 2), shards=1
+            )
+        with pytest.raises(RuntimeError, match="wrote no row"):
+            await insert_with_event(
+                conn, _USER_IF_NEW, ("ann", "c@example.com"), _event(settings, 3), shards=1
+            )
+        with pytest.raises(ValueError, match="takes 2 values, got 1"):
+            await insert_with_event(conn, _USER, ("bob",), _event(settings, 4), shards=1)
+    # Neither the failed insert nor the one that wrote no row left an event, or used
+    # a sequence number its key's next event would skip.
+    assert await _outbox(clean_db) == [("agg:1", 1, 1)]
+    async with clean_db.connect() as conn:
+        keys = (await conn.execute(text("SELECT key FROM outbox_key_sequences"))).scalars()
+        assert list(keys) == ["agg:1"]
