@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -79,10 +80,20 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return error_response(status, exc.detail, headers=headers or None)
 
 
-def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+def _constraint_of(exc: Exception) -> str:
+    """asyncpg's error names it; SQLAlchemy's wraps its adapter's, which wraps asyncpg's."""
+    if isinstance(exc, asyncpg.PostgresError):
+        error: object = exc
+    else:
+        error = getattr(getattr(exc, "orig", None), "__cause__", None)
+    return str(getattr(error, "constraint_name", "") or "")
+
+
+def _database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """From SQLAlchemy (sessions) or straight from asyncpg (one-statement writes,
+    core.db.raw_connection): the same status for the same SQLSTATE."""
     state = sqlstate_of(exc) or ""
-    cause = getattr(exc.orig, "__cause__", None)
-    constraint = str(getattr(cause, "constraint_name", "") or "")
+    constraint = _constraint_of(exc)
     if state == "23505":
         return error_response(
             HTTP_409_CONFLICT, CONFLICT_MESSAGES.get(constraint, "resource already exists")
@@ -113,6 +124,8 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_error,
     DBAPIError: _database_error,
+    asyncpg.PostgresError: _database_error,
+    asyncpg.InterfaceError: _database_error,
     # asyncpg raises plain OSError subclasses when it cannot connect at all.
     ConnectionError: _unavailable,
     TimeoutError: _unavailable,

@@ -27,20 +27,19 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
 from api.app import create_app
-from api.deps import Ctx
+from api.deps import StatementCtx
 from api.fields import clean_text
 from api.projects.schemas import ProjectIn, ProjectOut
+from core.db import raw_connection
 from core.envelope import event_key
 from core.kafka import base_producer_config
 from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
 from core.stores.projects import insert_project
-from core.tables import Project
 
 DOMAIN_ONLY = "/bench/projects/domain-only"
 DUAL_WRITE = "/bench/projects/dual-write"
@@ -105,31 +104,38 @@ class KafkaSender:
         self._producer.flush(DUAL_WRITE_TIMEOUT_MS / 1000)
 
 
-async def _insert_project(db_session: AsyncSession, data: ProjectIn, owner_id: int) -> Project:
-    """As the real route inserts it."""
-    return await insert_project(
-        db_session,
-        owner_id,
-        clean_text("title", data.title),
-        clean_text("description", data.description, allow_empty=True),
-    )
-
-
 @post(DOMAIN_ONLY, status_code=201, include_in_schema=False)
-async def create_project_domain_only(data: JSONBody[ProjectIn], ctx: Ctx) -> ProjectOut:
-    """The real handler minus the outbox row: the floor the outbox is measured against."""
-    project = await _insert_project(ctx.session, data, ctx.principal.id)
+async def create_project_domain_only(
+    data: JSONBody[ProjectIn], statement_ctx: StatementCtx
+) -> ProjectOut:
+    """The real handler minus the outbox row: the same statements without the event,
+    the floor the outbox is measured against."""
+    ctx = statement_ctx
+    async with raw_connection(ctx.engine) as conn:
+        project = await insert_project(
+            conn,
+            ctx.principal.id,
+            clean_text("title", data.title),
+            clean_text("description", data.description, allow_empty=True),
+        )
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
 @post(DUAL_WRITE, status_code=201, include_in_schema=False)
 async def create_project_dual_write(
-    data: JSONBody[ProjectIn], ctx: Ctx, state: State
+    data: JSONBody[ProjectIn], statement_ctx: StatementCtx, state: State
 ) -> ProjectOut:
-    """Commit, then send and await the delivery: a failed send is a 500 with the project
-    already committed (its event lost), a crash between the two loses it silently."""
-    project = await _insert_project(ctx.session, data, ctx.principal.id)
-    await ctx.session.commit()
+    """Commit the row as domain-only does, then send the event and await its delivery:
+    a failed send is a 500 with the project already committed (its event lost), a
+    crash between the two loses it silently."""
+    ctx = statement_ctx
+    async with raw_connection(ctx.engine) as conn:
+        project = await insert_project(
+            conn,
+            ctx.principal.id,
+            clean_text("title", data.title),
+            clean_text("description", data.description, allow_empty=True),
+        )
     sender = cast(KafkaSender, state.kafka_sender)
     await sender.send(events.project_created(ctx.settings.kafka.topics, project, ctx.traceparent))
     return msgspec.convert(project, ProjectOut, from_attributes=True)

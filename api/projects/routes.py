@@ -9,16 +9,17 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import events
-from api.deps import Ctx, DbSession
+from api.deps import Ctx, DbSession, StatementCtx
 from api.errors import CONFLICT_MESSAGES, ConflictError, invalid
 from api.fields import clean_text
 from api.params import Limit, Offset, PathId
 from api.projects.schemas import ApplicationIn, ApplicationOut, ProjectIn, ProjectOut
+from core.db import raw_connection
 from core.stores.projects import (
     add_application,
     applications_of,
     has_applied,
-    insert_project,
+    insert_project_with_event,
     newest_projects,
     project_by_id,
 )
@@ -33,19 +34,19 @@ async def _project(db_session: AsyncSession, project_id: int) -> Project:
 
 
 @post("/", status_code=201)
-async def create_project(data: JSONBody[ProjectIn], ctx: Ctx) -> ProjectOut:
+async def create_project(data: JSONBody[ProjectIn], statement_ctx: StatementCtx) -> ProjectOut:
     """Publish a project; emits `project.created`."""
-    project = await insert_project(
-        ctx.session,
-        ctx.principal.id,
-        clean_text("title", data.title),
-        clean_text("description", data.description, allow_empty=True),
-    )
-    await events.emit(
-        ctx.session,
-        ctx.settings,
-        events.project_created(ctx.settings.kafka.topics, project, ctx.traceparent),
-    )
+    ctx = statement_ctx
+    topics, traceparent = ctx.settings.kafka.topics, ctx.traceparent
+    async with raw_connection(ctx.engine) as conn:
+        project = await insert_project_with_event(
+            conn,
+            ctx.principal.id,
+            clean_text("title", data.title),
+            clean_text("description", data.description, allow_empty=True),
+            lambda project: events.project_created(topics, project, traceparent),
+            shards=ctx.settings.relay.shards,
+        )
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 

@@ -1,13 +1,17 @@
 """Invariant 1: a domain change and its outbox row commit or roll back together.
 
-The failure is injected after both the domain insert and the real outbox insert ran
-in the request's transaction, so a handler or session that committed early (or in two
-transactions) would leave rows behind and fail these tests.
+The failure is injected after both the domain insert and the real outbox insert ran,
+so a handler or session that committed early (or in two transactions) would leave
+rows behind and fail these tests. Writes in the request's session are failed in Python
+after `enqueue` returned; every write, the one-statement ones (core.outbox.
+InsertWithEvent) included, is also failed inside Postgres by a trigger that raises
+once the outbox row is inserted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -64,6 +68,9 @@ WRITES: dict[str, Write] = {
     "apply": _apply,
     "send message": _message,
 }
+# Creating a project is one statement (domain row and outbox row), with no Python
+# between its two inserts to fail in: only the trigger reaches it.
+SESSION_WRITES = [name for name in WRITES if name != "create project"]
 
 
 @pytest.fixture
@@ -81,7 +88,7 @@ async def world(client: httpx.AsyncClient) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("write", list(WRITES))
+@pytest.mark.parametrize("write", SESSION_WRITES)
 async def test_failure_after_the_outbox_insert_leaves_no_rows(
     client: httpx.AsyncClient,
     clean_db: AsyncEngine,
@@ -106,6 +113,57 @@ async def test_failure_after_the_outbox_insert_leaves_no_rows(
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "detail": "internal server error"}
     assert await row_counts(clean_db) == before
+
+
+@asynccontextmanager
+async def failing_outbox_insert(clean_db: AsyncEngine) -> AsyncIterator[None]:
+    """Every outbox insert raises in Postgres after the row is written, until the test
+    ends."""
+    async with clean_db.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                CREATE FUNCTION test_fail_after_outbox_insert() RETURNS trigger
+                LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'injected after the outbox insert of %', NEW.event_type;
+                END $$
+                """
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER test_fail_after_outbox_insert AFTER INSERT ON outbox "
+                "FOR EACH ROW EXECUTE FUNCTION test_fail_after_outbox_insert()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with clean_db.begin() as conn:
+            await conn.execute(text("DROP TRIGGER test_fail_after_outbox_insert ON outbox"))
+            await conn.execute(text("DROP FUNCTION test_fail_after_outbox_insert()"))
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+async def test_failure_in_postgres_after_the_outbox_insert_leaves_no_rows(
+    client: httpx.AsyncClient,
+    clean_db: AsyncEngine,
+    world: dict[str, Any],
+    write: str,
+) -> None:
+    before = await row_counts(clean_db)
+    async with failing_outbox_insert(clean_db):
+        response = await WRITES[write](client, world)
+    assert response.status_code == 500, response.text
+    assert response.json() == {"error": "internal_error", "detail": "internal server error"}
+    assert await row_counts(clean_db) == before
+    # The failed write's connection went back to the pool clean: the same write
+    # succeeds now, with both of its rows.
+    again = await WRITES[write](client, world)
+    assert again.status_code in (200, 201), again.text
+    after = await row_counts(clean_db)
+    assert after["outbox"] == before["outbox"] + 1
 
 
 @pytest.mark.parametrize("write", list(WRITES))

@@ -344,3 +344,26 @@ async def test_deep_nesting_is_refused_before_decoding_and_logs_no_traceback(
         assert "Traceback" not in text_ and "RecursionError" not in text_
         assert "unhandled error" not in text_
     assert await row_counts(clean_db) == before
+
+
+async def test_a_caller_deleted_after_login_is_a_404_and_writes_nothing(
+    client: httpx.AsyncClient, clean_db: AsyncEngine, world: dict[str, Any]
+) -> None:
+    """The token still verifies, but the row it names is gone: the insert's foreign
+    key fails. Creating a project writes on a bare asyncpg connection (one statement),
+    sending a message in a session: both errors map to the same answer."""
+    async with clean_db.begin() as conn:
+        await conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": world["carol"]})
+    before = await row_counts(clean_db)
+    writes = [
+        (PROJECTS, {"title": "t", "description": "d"}),
+        (MESSAGES, {"recipient_id": world["alice"], "body": "hi"}),
+    ]
+    for path, body in writes:
+        response = await client.post(path, json=body, headers=world["carol_auth"])
+        assert response.status_code == 404, (path, response.text)
+        assert response.json() == {
+            "error": "not_found",
+            "detail": "a referenced resource does not exist",
+        }
+    assert await row_counts(clean_db) == before
