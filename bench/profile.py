@@ -21,16 +21,16 @@ PY_SPY = str(Path(sys.executable).parent / "py-spy")
 ROOT_FRAMES = re.compile(
     r"\((typer|_?click)/|\((asyncio/runners|uvicorn/(main|server|_compat))\.py|cli/main|<module>"
 )
-# Where the API's time goes, by the frames that mark each part. SQLAlchemy's asyncio
-# layer runs the ORM's sync code in a greenlet, which py-spy shows as a stack of its
-# own rooted at the sync method (`Session.flush`), apart from the awaiting side
-# (`AsyncSession.flush`): a part is the samples passing through either.
+# Where the API's time goes, by the frames that mark each part. The write route runs
+# on a bare asyncpg connection (core.db.raw_connection): its pool checkout and return,
+# the id drawn first, then the one statement of project and event, in which the
+# event's rendering is a part of its own.
 API_MARKERS: dict[str, tuple[str, ...]] = {
     "jwt_auth": ("authenticate_request",),
-    "pool_pre_ping": ("_async_ping",),
-    "project_insert_orm_flush": ("Session.flush (",),
-    "outbox_enqueue": ("enqueue (core/outbox.py", "Session.execute ("),
-    "commit": ("Session.commit (",),
+    "connection_checkout_and_return": ("raw_connection (core/db.py",),
+    "project_id_nextval": ("Connection.fetchval (",),
+    "project_and_outbox_statement": ("insert_with_event (core/outbox.py",),
+    "event_render": ("_outbox_values (core/outbox.py",),
     "litestar_dependency_resolution": ("resolve_dependencies",),
     "response_send": ("RequestResponseCycle.send",),
 }
