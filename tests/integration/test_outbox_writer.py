@@ -6,6 +6,8 @@ that row is, and takes its key's next sequence like any other."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -105,3 +107,28 @@ async def test_insert_with_event_writes_nothing_when_the_domain_insert_fails(
     async with clean_db.connect() as conn:
         keys = (await conn.execute(text("SELECT key FROM outbox_key_sequences"))).scalars()
         assert list(keys) == ["agg:1"]
+
+
+async def test_concurrent_inserts_with_event_on_one_key_follow_commit_order(
+    settings: Settings, clean_db: AsyncEngine
+) -> None:
+    """Invariant 2 for the one-statement writer: its sequence upsert waits on the
+    key's row lock like enqueue's, and the outbox id is drawn after it, so 40 writers
+    of one key racing on 40 connections end with sequences 1..40, none twice, in id
+    order."""
+    writers = 40
+    connections = [await asyncpg.connect(settings.database.libpq_url) for _ in range(writers)]
+    try:
+        await asyncio.gather(
+            *(
+                insert_with_event(
+                    conn, _USER, (f"u{n}", f"u{n}@example.com"), _event(settings, 0), shards=1
+                )
+                for n, conn in enumerate(connections)
+            )
+        )
+    finally:
+        await asyncio.gather(*(conn.close() for conn in connections))
+    rows = await _outbox(clean_db)
+    assert [sequence for _, sequence, _ in rows] == list(range(1, writers + 1))
+    assert all(payload_sequence == sequence for _, sequence, payload_sequence in rows)
