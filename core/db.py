@@ -54,6 +54,14 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
         yield cast(asyncpg.Connection, raw.driver_connection)
 
 
+async def next_id(conn: asyncpg.Connection, table: str) -> int:
+    """Draw the next value of `table`'s id column, for a row whose event (written in
+    the same statement, core.outbox.InsertWithEvent) must carry its id. One statement
+    text for every table, so one prepared statement per connection."""
+    value = await conn.fetchval("SELECT nextval(pg_get_serial_sequence($1, 'id'))", table)
+    return int(value)
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -10,13 +10,13 @@ from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 from api import events
-from api.deps import Ctx
+from api.deps import Ctx, StatementCtx
 from api.errors import invalid
 from api.fields import MAX_ID, clean_text
 from api.messages.schemas import MessageIn, MessageOut
 from api.params import Limit, Offset
-from core.stores.messages import add_message, messages_of
-from core.stores.users import user_exists
+from core.db import raw_connection
+from core.stores.messages import UnknownRecipient, insert_message_with_event, messages_of
 
 WithUser = Annotated[
     int | None, QueryParameter(ge=1, le=MAX_ID, description="only the conversation with this user")
@@ -24,19 +24,25 @@ WithUser = Annotated[
 
 
 @post("/", status_code=201)
-async def send_message(data: JSONBody[MessageIn], ctx: Ctx) -> MessageOut:
+async def send_message(data: JSONBody[MessageIn], statement_ctx: StatementCtx) -> MessageOut:
     """Send a message; emits `message.sent` (with `recipient_id`). Unknown recipient: 404."""
+    ctx = statement_ctx
     body = clean_text("body", data.body)
     if data.recipient_id == ctx.principal.id:
         raise invalid("recipient_id", "you cannot message yourself")
-    if not await user_exists(ctx.session, data.recipient_id):
-        raise NotFoundException(detail=f"user {data.recipient_id} not found")
-    message = await add_message(ctx.session, ctx.principal.id, data.recipient_id, body)
-    await events.emit(
-        ctx.session,
-        ctx.settings,
-        events.message_sent(ctx.settings.kafka.topics, message, ctx.traceparent),
-    )
+    topics, traceparent = ctx.settings.kafka.topics, ctx.traceparent
+    try:
+        async with raw_connection(ctx.engine) as conn:
+            message = await insert_message_with_event(
+                conn,
+                ctx.principal.id,
+                data.recipient_id,
+                body,
+                lambda message: events.message_sent(topics, message, traceparent),
+                shards=ctx.settings.relay.shards,
+            )
+    except UnknownRecipient as exc:
+        raise NotFoundException(detail=str(exc)) from exc
     return msgspec.convert(message, MessageOut, from_attributes=True)
 
 

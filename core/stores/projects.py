@@ -8,12 +8,12 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import next_id
 from core.outbox import InsertWithEvent, NewEvent, insert_with_event
 from core.tables import Project, ProjectApplication
 
 # A project's id is drawn before its row is written: its event, written by the same
 # statement (InsertWithEvent), is keyed by the id and carries it.
-_NEXT_ID = "SELECT nextval(pg_get_serial_sequence('projects', 'id'))"
 _INSERT = """
     INSERT INTO projects (id, owner_id, title, description) VALUES ($1, $2, $3, $4)
     RETURNING created_at
@@ -35,7 +35,7 @@ async def insert_project_with_event(
     trips in all. The session, BEGIN, COMMIT and the ORM cost this route more CPU than
     the statements themselves (`python -m bench api-write`, README)."""
     project = Project(
-        id=await conn.fetchval(_NEXT_ID), owner_id=owner_id, title=title, description=description
+        id=await next_id(conn, "projects"), owner_id=owner_id, title=title, description=description
     )
     row, _ = await insert_with_event(
         conn,
@@ -53,7 +53,7 @@ async def insert_project(
 ) -> Project:
     """The same row by the same statements minus the event: the floor `bench
     api-write` measures the outbox against."""
-    project_id = await conn.fetchval(_NEXT_ID)
+    project_id = await next_id(conn, "projects")
     created_at = await conn.fetchval(_INSERT, project_id, owner_id, title, description)
     return Project(
         id=project_id,

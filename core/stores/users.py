@@ -50,10 +50,6 @@ async def user_by_id(db_session: AsyncSession, user_id: int) -> User | None:
     return await db_session.get(User, user_id)
 
 
-async def user_exists(db_session: AsyncSession, user_id: int) -> bool:
-    return await db_session.scalar(select(User.id).where(User.id == user_id)) is not None
-
-
 @dataclass(frozen=True)
 class Contact:
     username: str

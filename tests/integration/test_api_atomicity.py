@@ -68,9 +68,11 @@ WRITES: dict[str, Write] = {
     "apply": _apply,
     "send message": _message,
 }
-# Creating a project is one statement (domain row and outbox row), with no Python
-# between its two inserts to fail in: only the trigger reaches it.
-SESSION_WRITES = [name for name in WRITES if name != "create project"]
+# Creating a project and sending a message are one statement each (domain row and
+# outbox row), with no Python between the two inserts to fail in: only the trigger
+# reaches them.
+ONE_STATEMENT_WRITES = ("create project", "send message")
+SESSION_WRITES = [name for name in WRITES if name not in ONE_STATEMENT_WRITES]
 
 
 @pytest.fixture

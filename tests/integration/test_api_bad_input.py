@@ -350,14 +350,17 @@ async def test_a_caller_deleted_after_login_is_a_404_and_writes_nothing(
     client: httpx.AsyncClient, clean_db: AsyncEngine, world: dict[str, Any]
 ) -> None:
     """The token still verifies, but the row it names is gone: the insert's foreign
-    key fails. Creating a project writes on a bare asyncpg connection (one statement),
-    sending a message in a session: both errors map to the same answer."""
+    key fails. Creating a project and sending a message write on a bare asyncpg
+    connection (one statement each), applying in a session (SQLAlchemy): every error
+    maps to the same answer, and the sender's key failing is not taken for an unknown
+    recipient."""
     async with clean_db.begin() as conn:
         await conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": world["carol"]})
     before = await row_counts(clean_db)
     writes = [
         (PROJECTS, {"title": "t", "description": "d"}),
         (MESSAGES, {"recipient_id": world["alice"], "body": "hi"}),
+        (f"{PROJECTS}/{world['project']}/applications", {}),
     ]
     for path, body in writes:
         response = await client.post(path, json=body, headers=world["carol_auth"])
@@ -366,4 +369,9 @@ async def test_a_caller_deleted_after_login_is_a_404_and_writes_nothing(
             "error": "not_found",
             "detail": "a referenced resource does not exist",
         }
+    unknown = await client.post(
+        MESSAGES, json={"recipient_id": 987654321, "body": "hi"}, headers=world["bob_auth"]
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "user 987654321 not found"
     assert await row_counts(clean_db) == before
