@@ -126,6 +126,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DBAPIError: _database_error,
     asyncpg.PostgresError: _database_error,
     asyncpg.InterfaceError: _database_error,
+    asyncpg.InternalClientError: _database_error,
     # asyncpg raises plain OSError subclasses when it cannot connect at all.
     ConnectionError: _unavailable,
     TimeoutError: _unavailable,

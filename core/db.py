@@ -48,10 +48,25 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
     """A pooled connection as the bare asyncpg driver, each statement its own
     transaction: for hot paths whose work is one statement at a time. They skip the
     session, the BEGIN and COMMIT round trips and SQLAlchemy's result layer (asyncpg's
-    records are C tuples). Returned to the pool clean: no transaction was begun on it."""
+    records are C tuples). Returned to the pool clean: no transaction was begun on it.
+
+    SQLAlchemy never sees what the driver raises, so it cannot tell a dead connection
+    (Postgres restarted, the backend terminated) from a live one: the pool would hand
+    the dead one out again, every use failing with "connection is closed". A connection
+    found closed after an error is invalidated here instead, and so is one whose
+    statement was cancelled midway (its exchange with Postgres may be unfinished)."""
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
-        yield cast(asyncpg.Connection, raw.driver_connection)
+        driver = cast(asyncpg.Connection, raw.driver_connection)
+        try:
+            yield driver
+        except Exception:
+            if driver.is_closed():
+                await conn.invalidate()
+            raise
+        except BaseException:
+            await conn.invalidate()
+            raise
 
 
 async def next_id(conn: asyncpg.Connection, table: str) -> int:

@@ -53,6 +53,7 @@ DATABASE_ERRORS = (
     DBAPIError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     PoolTimeout,
     OSError,
     TimeoutError,
@@ -71,6 +72,12 @@ def is_transient(exc: BaseException) -> bool:
         # Every pooled connection busy: load, not the statement.
         return True
     inner = _innermost(exc)
+    if isinstance(inner, asyncpg.InternalClientError):
+        # "cannot switch to state N; another operation is in progress": a FATAL the
+        # server sent between two statements (backend terminated, fast shutdown) met
+        # the next statement before the socket closed. That connection is gone; a new
+        # one succeeds.
+        return True
     if isinstance(inner, asyncpg.InterfaceError):
         # "connection is closed" and friends; a ValueError subclass is a bad argument
         # or configuration, and an unsupported feature stays unsupported.

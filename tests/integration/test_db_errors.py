@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,7 +15,8 @@ import pytest
 from sqlalchemy import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core.db_errors import is_transient, sqlstate_of
+from core.db import create_engine, raw_connection
+from core.db_errors import DATABASE_ERRORS, is_transient, sqlstate_of
 from core.settings import Settings
 
 Conn = Any
@@ -161,3 +163,49 @@ async def test_unreachable_server_is_transient(settings: Settings) -> None:
     with pytest.raises(OSError) as raw:
         await asyncio.wait_for(asyncpg.connect(url.replace("+asyncpg", "", 1)), 10)
     assert is_transient(raw.value)
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["backend terminated", "cancelled"])
+async def test_raw_connection_never_hands_out_a_broken_connection_again(
+    settings: Settings, engine: AsyncEngine, cancelled: bool
+) -> None:
+    """core.db.raw_connection's pool (one connection here) sees no driver error: a
+    connection whose backend was terminated, or whose statement was cancelled midway,
+    must be dropped, not reused. The use that meets the terminated backend fails with
+    a transient error; the next one runs on a new backend. Without the invalidation
+    every later use fails ("connection is closed")."""
+    one = create_engine(
+        replace(settings.database, pool_size=1, max_overflow=0),
+        application_name="tests-raw",
+        pre_ping=False,
+    )
+    try:
+        async with raw_connection(one) as conn:
+            first = await conn.fetchval("SELECT pg_backend_pid()")
+        if cancelled:
+            # As a request's task is cancelled when its client goes, or a relay's
+            # shard task when its lease is lost.
+            async def sleep_in_postgres() -> None:
+                async with raw_connection(one) as conn:
+                    await conn.execute("SELECT pg_sleep(2)")
+
+            task = asyncio.create_task(sleep_in_postgres())
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            async with engine.connect() as admin:
+                await admin.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+            with pytest.raises(DATABASE_ERRORS) as lost:
+                async with raw_connection(one) as conn:
+                    await conn.fetchval("SELECT 1")
+            # Which error depends on a race (the FATAL before or with the statement):
+            # either way a retry on a new connection is the answer.
+            assert is_transient(lost.value), repr(lost.value)
+        async with raw_connection(one) as conn:
+            second = await conn.fetchval("SELECT pg_backend_pid()")
+            assert await conn.fetchval("SELECT 1") == 1
+        assert second != first
+    finally:
+        await one.dispose()
