@@ -1,6 +1,8 @@
 """One builder per domain event the API emits, each from its contract (`core/events/`,
 which also says how each is keyed), and `emit`, which writes it to the outbox in the
-request's transaction (architecture invariant 1)."""
+request's transaction (architecture invariant 1). Routes whose whole write is one row
+hand the builder to their store instead, which writes row and event in one statement
+(core.outbox.insert_with_event)."""
 
 from __future__ import annotations
 

@@ -134,9 +134,9 @@ class InsertWithEvent:
     is ever half-written. Its result is the domain insert's RETURNING columns followed
     by `outbox_id` and `sequence`.
 
-    For routes whose whole write is that one row (creating a project): the event's
-    data must be known before the statement runs, ids included (draw them with
-    nextval first)."""
+    For routes whose whole write is that one row (creating a project, sending a
+    message): the event's data must be known before the statement runs, ids included
+    (draw them first, core.db.next_id)."""
 
     sql: str
     domain_params: int
