@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
@@ -74,7 +74,6 @@ def login_name(data: LoginIn) -> tuple[str, str]:
 
 @post("/login", status_code=200)
 async def login(
-    request: Request[Any, Any, Any],
     data: JSONBody[LoginIn],
     ctx: Ctx,
     db_engine: DbEngine,
