@@ -169,15 +169,19 @@ class CpuWindow:
 
     def start(self) -> None:
         # A process's children count with it (uvicorn workers under `connectin api`),
-        # except named ones and theirs (the runner's children are the platform).
+        # except named ones and theirs (the runner's children are the platform), and
+        # the shared servers, which count on their own: a broker that `api-write`
+        # restarted is the runner's child, and counted the runner as the broker.
         below = {n: descendants(p) for n, p in self.pids.items()}
+        services = service_pids()
+        servers = {pid for pids in services.values() for pid in pids}
 
         def own(name: str) -> list[int]:
             nested = [o for o, p in self.pids.items() if o != name and p in below[name]]
-            taken = {pid for o in nested for pid in [self.pids[o], *below[o]]}
+            taken = servers | {pid for o in nested for pid in [self.pids[o], *below[o]]}
             return [self.pids[name], *(pid for pid in below[name] if pid not in taken)]
 
-        self._groups = {**{n: own(n) for n in self.pids}, **service_pids()}
+        self._groups = {**{n: own(n) for n in self.pids}, **services}
         self._cpu0 = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
         self._machine0 = machine_busy()
         self._wall0 = time.monotonic()
