@@ -30,7 +30,7 @@ from litestar.params import JSONBody
 
 from api import events
 from api.app import create_app
-from api.deps import StatementCtx
+from api.deps import StatementContext, StatementCtx
 from api.fields import clean_text
 from api.projects.schemas import ProjectIn, ProjectOut
 from core.db import raw_connection
@@ -40,6 +40,7 @@ from core.logging import configure_logging
 from core.outbox import NewEvent
 from core.settings import KafkaSettings, Settings
 from core.stores.projects import insert_project
+from core.tables import Project
 
 DOMAIN_ONLY = "/bench/projects/domain-only"
 DUAL_WRITE = "/bench/projects/dual-write"
@@ -104,20 +105,24 @@ class KafkaSender:
         self._producer.flush(DUAL_WRITE_TIMEOUT_MS / 1000)
 
 
+async def _project_row(ctx: StatementContext, data: ProjectIn) -> Project:
+    """The real route's project row, by its statements minus the event."""
+    async with raw_connection(ctx.engine) as conn:
+        return await insert_project(
+            conn,
+            ctx.principal.id,
+            clean_text("title", data.title),
+            clean_text("description", data.description, allow_empty=True),
+        )
+
+
 @post(DOMAIN_ONLY, status_code=201, include_in_schema=False)
 async def create_project_domain_only(
     data: JSONBody[ProjectIn], statement_ctx: StatementCtx
 ) -> ProjectOut:
     """The real handler minus the outbox row: the same statements without the event,
     the floor the outbox is measured against."""
-    ctx = statement_ctx
-    async with raw_connection(ctx.engine) as conn:
-        project = await insert_project(
-            conn,
-            ctx.principal.id,
-            clean_text("title", data.title),
-            clean_text("description", data.description, allow_empty=True),
-        )
+    project = await _project_row(statement_ctx, data)
     return msgspec.convert(project, ProjectOut, from_attributes=True)
 
 
@@ -129,13 +134,7 @@ async def create_project_dual_write(
     a failed send is a 500 with the project already committed (its event lost), a
     crash between the two loses it silently."""
     ctx = statement_ctx
-    async with raw_connection(ctx.engine) as conn:
-        project = await insert_project(
-            conn,
-            ctx.principal.id,
-            clean_text("title", data.title),
-            clean_text("description", data.description, allow_empty=True),
-        )
+    project = await _project_row(ctx, data)
     sender = cast(KafkaSender, state.kafka_sender)
     await sender.send(events.project_created(ctx.settings.kafka.topics, project, ctx.traceparent))
     return msgspec.convert(project, ProjectOut, from_attributes=True)
