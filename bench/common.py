@@ -81,19 +81,13 @@ def drop_run(settings: Settings) -> None:
             future.result()
 
 
-def _drop_database(settings: Settings, name: str, attempts: int = 10) -> None:
-    """Best effort: FORCE cannot end a backend of another role (an autovacuum worker
-    busy after a bulk load), so wait for it a little; a database left behind is
+def _drop_database(settings: Settings, name: str) -> None:
+    """Best effort: a database the drop still cannot remove after its retries is
     reported, it does not fail the benchmark whose figures are already taken."""
-    for attempt in range(attempts):
-        try:
-            asyncio.run(drop_database(settings.database, name))
-            return
-        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError) as exc:
-            if attempt == attempts - 1:
-                progress(f"could not drop database {name}, left behind: {exc}")
-                return
-            time.sleep(2)
+    try:
+        asyncio.run(drop_database(settings.database, name))
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError) as exc:
+        progress(f"could not drop database {name}, left behind: {exc}")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

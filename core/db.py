@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -100,9 +101,22 @@ async def recreate_database(settings: DatabaseSettings, name: str) -> DatabaseSe
     return settings.with_database(name)
 
 
-async def drop_database(settings: DatabaseSettings, name: str) -> None:
+async def drop_database(
+    settings: DatabaseSettings, name: str, attempts: int = 15, pause_s: float = 1.0
+) -> None:
+    """FORCE ends the database's own role's sessions, but a backend of another role
+    (an autovacuum worker, which the server starts with no role) makes the drop fail
+    at once with "must be a member of the role whose process is being terminated":
+    such a worker finishes in a moment, so the drop waits for it and tries again."""
     admin = await asyncpg.connect(settings.with_database("postgres").libpq_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(1, attempts + 1):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(pause_s)
     finally:
         await admin.close()
