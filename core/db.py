@@ -62,6 +62,17 @@ async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connectio
     # CPU per use than this (measured in one process), on the API's hottest route.
     pooled = await engine.raw_connection()
     driver = cast(asyncpg.Connection, pooled.driver_connection)
+    # A connection whose backend went away while it sat in the pool (Postgres
+    # restarted, the backend was terminated) is known closed already: its socket's end
+    # was read. Replaced here, it costs no request an error; without this, each pooled
+    # connection failed one use after a restart (SQLAlchemy's own statements invalidate
+    # the whole pool at the first disconnect, which raw errors never reach). A new
+    # connection that cannot be made raises from the checkout itself.
+    while driver.is_closed():
+        await greenlet_spawn(pooled.invalidate)
+        await greenlet_spawn(pooled.close)
+        pooled = await engine.raw_connection()
+        driver = cast(asyncpg.Connection, pooled.driver_connection)
     try:
         yield driver
     except Exception:

@@ -195,10 +195,11 @@ async def test_raw_connection_never_hands_out_a_broken_connection_again(
             with pytest.raises(asyncio.CancelledError):
                 await task
         else:
-            async with engine.connect() as admin:
-                await admin.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+            # Terminated while in use, so the checkout cannot have seen it closed.
             with pytest.raises(DATABASE_ERRORS) as lost:
                 async with raw_connection(one) as conn:
+                    async with engine.connect() as admin:
+                        await admin.exec_driver_sql(f"SELECT pg_terminate_backend({first}, 5000)")
                     await conn.fetchval("SELECT 1")
             # Which error depends on a race (the FATAL before or with the statement):
             # either way a retry on a new connection is the answer.
@@ -209,3 +210,38 @@ async def test_raw_connection_never_hands_out_a_broken_connection_again(
         assert second != first
     finally:
         await one.dispose()
+
+
+async def test_raw_connection_replaces_pooled_connections_whose_backend_went_away(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """As after a Postgres restart: every idle pooled connection's backend is gone.
+    The checkout sees each one closed and hands out a new one, so no use fails. (A
+    control without the check failed its first use: "connection is closed".)"""
+    three = create_engine(
+        replace(settings.database, pool_size=3, max_overflow=0),
+        application_name="tests-raw-idle",
+        pre_ping=False,
+    )
+    try:
+
+        async def backend_pid() -> int:
+            async with raw_connection(three) as conn:
+                pid = await conn.fetchval("SELECT pg_backend_pid()")
+                await asyncio.sleep(0.1)  # held, so the three are distinct connections
+                return int(pid)
+
+        pids = set(await asyncio.gather(backend_pid(), backend_pid(), backend_pid()))
+        assert len(pids) == 3
+        async with engine.connect() as admin:
+            for pid in pids:
+                await admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 5000)")
+        # The backends have exited; let the event loop read their sockets' end.
+        await asyncio.sleep(0.5)
+        after = set()
+        for _ in range(3):
+            async with raw_connection(three) as conn:
+                after.add(await conn.fetchval("SELECT pg_backend_pid()"))
+        assert not after & pids, "a use ran on a terminated backend"
+    finally:
+        await three.dispose()
