@@ -140,11 +140,19 @@ class ShardWorker:
             return await self._retry_db(lambda: self._store.fetch(self.shard, limit, exclude))
 
         arrivals = ArrivalRate()
+        # The last batch was partial while rows kept arriving: the next cycle waits
+        # first and fetches once (see below).
+        steady = False
         while not self._finish.stopping:
             await self._settle_mark_if_done()
             started = time.perf_counter()
+            expected = arrivals.per_s() * accumulate_s
+            waited = steady and expected >= MIN_EXPECTED_EVENTS
+            if waited and await self._finish.sleep(accumulate_s):
+                break
             rows = await fetch(batch_size, self._unmarked)
             if not rows:
+                steady = False
                 # Nothing to overlap the mark with: settle it before sleeping.
                 await self._settle_mark()
                 self._wake = self._watch.register(self.shard)
@@ -160,12 +168,15 @@ class ShardWorker:
             # fetch selects by status again but leaves out the rows already in hand:
             # a short first fetch held every unpublished row of the shard, so per key
             # anything new committed after them, and Postgres renders each row once.
-            expected = arrivals.per_s() * accumulate_s
-            waits = len(rows) < batch_size and expected >= MIN_EXPECTED_EVENTS
+            # Once a partial batch has gone with rows still arriving, the next cycle
+            # waits before its fetch instead, so a steady flow costs one fetch per
+            # batch rather than two; a burst then waits at most that bound too.
+            waits = not waited and len(rows) < batch_size and expected >= MIN_EXPECTED_EVENTS
             if waits and not await self._finish.sleep(accumulate_s):
                 held = [row.id for row in rows]
                 more = await fetch(batch_size - len(rows), [*self._unmarked, *held])
                 rows = sorted([*rows, *more], key=lambda row: row.id)
+            steady = len(rows) < batch_size and (waited or waits)
             arrivals.add(len(rows))
             if rows:
                 await self._publish(producer, rows, started)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
@@ -19,10 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.db import drop_database, recreate_database
 from core.kafka import admin_config
-from core.lifecycle import StopSignal
 from core.outbox import NewEvent, enqueue
 from core.settings import Settings
-from relay.service import Relay
 from tests.support.consumers import scalar, wait_until
 from tests.support.kafka import (
     assert_exactly_once_in_order,
@@ -32,18 +28,7 @@ from tests.support.kafka import (
     write_events,
 )
 from tests.support.processes import Process, settings_env
-
-
-@asynccontextmanager
-async def running_relay(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Relay]:
-    stop = StopSignal()
-    relay = Relay(settings, engine, stop)
-    task = asyncio.create_task(relay.run())
-    try:
-        yield relay
-    finally:
-        stop.stop("test over")
-        await asyncio.wait_for(task, 30)
+from tests.support.relay import running_relay
 
 
 def all_topics(settings: Settings) -> list[str]:
