@@ -12,6 +12,7 @@ from bench import (
     e2e_latency,
     everything,
     growth,
+    hop_cost,
     mark_cost,
     memory,
     relay_drain,
@@ -117,6 +118,8 @@ def main() -> None:
     cons.add_argument("--events", type=int, default=40_000)
     cons.add_argument("--repeat", type=int, default=3)
     cons.add_argument("--workload", choices=sorted(scaling.WORKLOADS), default="welcome")
+    hop = command("hop-cost", help="a Postgres round trip and a socket ping-pong, no platform")
+    hop.add_argument("--repeat", type=int, default=3)
     command("memory", help="peak RSS and queue bounds, from the result files")
     command("summary", help="bench/results/summary.json from the result files")
     every = command("all", help="every benchmark above, then memory and summary")
@@ -128,9 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.name not in ("memory", "summary", "profile-summary"):
         refuse_noise(getattr(args, "allow_noise", False))
-    # `wakeup` and `mark-cost` measure Postgres only; `all` warms the broker before each
-    # of its steps.
-    if args.name not in ("memory", "summary", "profile-summary", "all", "wakeup", "mark-cost"):
+    # `wakeup`, `mark-cost` and `hop-cost` measure no Kafka; `all` warms the broker
+    # before each of its steps.
+    no_broker = ("memory", "summary", "profile-summary", "all", "wakeup", "mark-cost", "hop-cost")
+    if args.name not in no_broker:
         warm_broker(Settings.from_env())
     if args.name == "relay-drain":
         relay_drain.main(args.events, args.keys, args.repeat, args.shards, args.processes)
@@ -155,6 +159,8 @@ def main() -> None:
         scaling.main(args.events, args.consumer_events, args.repeat)
     elif args.name == "consumers":
         scaling.consumers_main(args.events, args.repeat, args.workload)
+    elif args.name == "hop-cost":
+        hop_cost.main(args.repeat)
     elif args.name == "memory":
         memory.main()
     elif args.name == "summary":

@@ -101,6 +101,20 @@ async def latencies(conn: asyncpg.Connection, answered: dict[str, float]) -> dic
     }
 
 
+def cpu_budget(per_event_us: dict[str, float]) -> dict[str, Any]:
+    """CPU per event of each process (Postgres and the broker included, the load
+    generator not: a client is elsewhere in production), and the rate at which that
+    cost would keep every core busy: the ceiling this machine puts on the platform,
+    whatever the queueing. At a low rate idle work (polling) counts per event too,
+    so the ceiling is truest near saturation."""
+    platform = {k: v for k, v in per_event_us.items() if k != "loadgen"}
+    total = sum(platform.values())
+    return {
+        "cpu_us_per_event": {**platform, "total": round(total, 1)},
+        "ceiling_per_s": round(len(os.sched_getaffinity(0)) * 1e6 / total) if total else None,
+    }
+
+
 async def run(
     settings: Settings, rates: list[int], seconds: float, warmup_s: float, workers: int
 ) -> Any:
@@ -147,6 +161,7 @@ async def run(
                 "load_average_before": load,
                 "load": stats.summary(),
                 "cpu": cpu,
+                **cpu_budget(window.per_event_us(cpu, len(answered))),
                 "relay": batches,
                 **await latencies(conn, answered),
             }

@@ -17,6 +17,7 @@ from bench import (
     api_write,
     e2e_latency,
     growth,
+    hop_cost,
     memory,
     relay_drain,
     relay_latency,
@@ -94,6 +95,7 @@ def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
     plan = QUICK if quick else DEFAULT
     sizes = list(FULL_GROWTH if full else plan.growth_sizes)
     steps: list[tuple[str, Callable[[], Any]]] = [
+        ("hop-cost", lambda: hop_cost.main(plan.repeat)),
         ("relay-drain", lambda: relay_drain.main(plan.drain_events, 5000, plan.repeat, 4, 1)),
         (
             "relay-latency",
@@ -127,7 +129,7 @@ def main(*, quick: bool = False, full: bool = False) -> dict[str, Any]:
     settings = Settings.from_env()
     warmups: dict[str, dict[str, object]] = {}
     for name, step in steps:
-        if name != "memory":
+        if name not in ("memory", "hop-cost"):
             # Before every step, not once: api-write restarts the broker (its outage).
             warmups[name] = warm_broker(settings)
         loads[name] = load_average()

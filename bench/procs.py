@@ -166,6 +166,8 @@ class CpuWindow:
     _cpu0: dict[int, float] = field(default_factory=dict)
     _machine0: tuple[float, float] = (0.0, 0.0)
     _wall0: float = 0.0
+    # The last window's length, set by stop().
+    seconds: float = 0.0
 
     def start(self) -> None:
         # A process's children count with it (uvicorn workers under `connectin api`),
@@ -187,7 +189,7 @@ class CpuWindow:
         self._wall0 = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        wall = time.monotonic() - self._wall0
+        wall = self.seconds = time.monotonic() - self._wall0
 
         def used_by(pids: list[int]) -> float:
             # A process that exited meanwhile reads 0: it counts as 0, not negative.
@@ -208,6 +210,15 @@ class CpuWindow:
             100 * (busy - self._machine0[0]) / max(1.0, total - self._machine0[1]), 1
         )
         return used
+
+    def per_event_us(self, used: dict[str, float], events: int) -> dict[str, float]:
+        """Microseconds of CPU per event of each process, from what stop() returned
+        for a window in which `events` events went through."""
+        return {
+            name.removesuffix("_cpu_percent"): round(percent / 100 * self.seconds / events * 1e6, 1)
+            for name, percent in used.items()
+            if name.endswith("_cpu_percent")
+        }
 
 
 @dataclass

@@ -197,7 +197,14 @@ async def consumer_runs(
                 )
             )
             rates.append(events / (last - started))
-            runs.append({"events_per_s": round(rates[-1]), "load_average_before": load, **cpu})
+            runs.append(
+                {
+                    "events_per_s": round(rates[-1]),
+                    "load_average_before": load,
+                    **cpu,
+                    "cpu_us_per_event": window.per_event_us(cpu, events),
+                }
+            )
             progress(f"  {processes} consumer process(es), run {run + 1}: {rates[-1]:,.0f}/s")
         profile = None
         if processes == 1:

@@ -80,6 +80,7 @@ def build(
     drain, e2e, api = _load(DRAIN), _load("e2e_latency"), _load("api_write")
     scaling, memory, growth = _load("scaling"), _load("memory"), _load("growth")
     relay_latency, txn_cost = _load("relay_latency"), _load("txn_cost")
+    hops = _load("hop_cost")
     consumers = scaling.get("consumers", {})
     relay_at_1000 = _relay_at(relay_latency, 1000, relay_latency.get("default_accumulate_ms"))
     at_1000 = _e2e_at(e2e, 1000)
@@ -103,6 +104,10 @@ def build(
         "e2e_p99_ms_at_1000": latency.get("p99"),
         "e2e_max_ms_at_1000": latency.get("max"),
         "e2e_achieved_per_s_at_1000": at_1000.get("load", {}).get("achieved_per_s"),
+        # CPU per event by process at the 1,000/s target, and the rate at which that
+        # cost fills every core: the machine's ceiling on the platform.
+        "e2e_cpu_us_per_event_at_1000": at_1000.get("cpu_us_per_event"),
+        "e2e_ceiling_per_s_at_1000": at_1000.get("ceiling_per_s"),
         "e2e_by_target_rate": {
             str(r["target_per_s"]): {
                 "achieved_per_s": r["load"]["achieved_per_s"],
@@ -163,6 +168,9 @@ def build(
             }
             for count, row in txn_cost.get("by_partitions", {}).items()
         },
+        # What a hop between processes costs this machine (no platform code): figures of
+        # runs on two machines compare only beside these.
+        "machine_hop_cost": {k: v for k, v in hops.items() if k.startswith(("postgres", "socket"))},
         "api_workers": api.get("api_workers"),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "growth_drain_events_per_s": {
@@ -173,7 +181,7 @@ def build(
         # Other test runs/benchmarks/platform processes seen as each step began.
         "other_activity_before_each": other_activity or {},
     }
-    sources = (drain, e2e, api, scaling, memory, growth, relay_latency, txn_cost)
+    sources = (drain, e2e, api, scaling, memory, growth, relay_latency, txn_cost, hops)
     doc["noisy"] = any(r.get("noisy") for r in sources) or any((other_activity or {}).values())
     doc["goals"] = goals(doc, drain)
     return doc
