@@ -87,6 +87,10 @@ def shard_of(key: str, shards: int) -> int:
 # control with only that lock removed (tests/integration/test_api_order.py) kept every ordering
 # test green, so it was redundant and is gone. The sequence lives in its own table so
 # retention can delete old events without a key ever reusing a number.
+#
+# The envelope arrives rendered without its sequence, which only the statement knows,
+# and the statement puts it first, as text: the payload is json, kept as written
+# (_payload; migration 0005).
 _PARAMS = (
     "event_id",
     "topic",
@@ -115,9 +119,9 @@ def _outbox_ctes(bind: Callable[[str], str], source: str = "") -> str:
                             sequence, payload, headers, shard)
         SELECT {p["event_id"]}, {p["topic"]}, {p["key"]}, {p["event_type"]},
                {p["aggregate_type"]}, {p["aggregate_id"]}, seq.last_sequence,
-               jsonb_set(CAST({p["payload"]} AS jsonb), '{{sequence}}',
-                         to_jsonb(seq.last_sequence)),
-               CAST({p["headers"]} AS jsonb), {p["shard"]}
+               CAST('{{"sequence":' || seq.last_sequence || ','
+                    || substr(CAST({p["payload"]} AS text), 2) AS json),
+               CAST({p["headers"]} AS json), {p["shard"]}
         FROM seq
         RETURNING id, sequence
     )"""
@@ -157,11 +161,18 @@ class InsertWithEvent:
         return cls(sql, domain_params)
 
 
+def _payload(envelope: Envelope) -> str:
+    """The envelope as JSON without its sequence, which the statement puts first
+    (`{"sequence":n,` + this text after its opening brace)."""
+    fields = envelope.to_dict()
+    del fields["sequence"]
+    return json.dumps(fields, separators=(",", ":"))
+
+
 def _outbox_values(event: NewEvent, shards: int) -> dict[str, Any]:
     """The outbox parameters of `event`, by name (_PARAMS)."""
     key = event_key(event.aggregate_type, event.aggregate_id)
-    # sequence 1 is replaced in the statement by the key's next sequence
-    envelope, headers = event.render(datetime.now(UTC), sequence=1)
+    envelope, headers = event.render(datetime.now(UTC), sequence=0)
     return {
         "event_id": event.event_id,
         "topic": event.topic,
@@ -169,7 +180,7 @@ def _outbox_values(event: NewEvent, shards: int) -> dict[str, Any]:
         "event_type": event.event_type,
         "aggregate_type": event.aggregate_type,
         "aggregate_id": event.aggregate_id,
-        "payload": json.dumps(envelope.to_dict(), separators=(",", ":")),
+        "payload": _payload(envelope),
         "headers": json.dumps(headers, separators=(",", ":")),
         "shard": shard_of(key, shards),
     }

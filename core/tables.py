@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TIMESTAMP
 
@@ -205,8 +205,10 @@ class Outbox(Base):
     aggregate_type: Mapped[str] = mapped_column(String(64))
     aggregate_id: Mapped[str] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]]
-    headers: Mapped[dict[str, Any]]
+    # json, not jsonb: written once, read back only as text by the relay, never
+    # queried inside (migration 0005 says what jsonb cost).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON)
     shard: Mapped[int] = mapped_column(SmallInteger)
     created_at: Mapped[datetime] = _now()
     published_at: Mapped[datetime | None] = mapped_column(TZ)

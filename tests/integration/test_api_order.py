@@ -59,7 +59,7 @@ _NAIVE_INSERT = text(
     INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
                         sequence, payload, headers, shard)
     VALUES (:event_id, :topic, :key, :event_type, :aggregate_type, :aggregate_id,
-            0, CAST(:payload AS jsonb), '{}'::jsonb, 0)
+            0, CAST(:payload AS json), '{}'::json, 0)
     """
 )
 

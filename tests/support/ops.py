@@ -23,8 +23,8 @@ _OUTBOX = text(
     """
     INSERT INTO outbox (event_id, topic, key, event_type, aggregate_type, aggregate_id,
                         sequence, payload, headers, shard, created_at, published_at)
-    VALUES (:event_id, :topic, :key, 'test.happened', 'agg', :key, 1, '{}'::jsonb,
-            '{}'::jsonb, :shard, now() - make_interval(secs => :age_s),
+    VALUES (:event_id, :topic, :key, 'test.happened', 'agg', :key, 1, '{}'::json,
+            '{}'::json, :shard, now() - make_interval(secs => :age_s),
             CASE WHEN :published THEN now() END)
     """
 )
