@@ -207,7 +207,7 @@ async def test_migration_0004_stops_on_colliding_usernames_and_changes_nothing(
         await conn.execute("UPDATE users SET username = 'alice_2' WHERE id = 2")
     finally:
         await conn.close()
-    await asyncio.to_thread(upgrade, async_url)
+    await asyncio.to_thread(upgrade, async_url, "0004")
     assert [r["version_num"] for r in await _fetch(url, "SELECT * FROM alembic_version")] == [
         "0004"
     ]
