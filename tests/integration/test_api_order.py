@@ -81,6 +81,15 @@ async def _naive_writer(session: AsyncSession, event: NewEvent) -> None:
     )
 
 
+# Commit order, read by the server: each writer takes this one row's lock as the last
+# thing before its commit and holds it to the commit, so the numbers it hands out are
+# the order the transactions committed in, whatever the writer under test does. The
+# order in which commit() calls returned to the client is not: two commits a few
+# hundred microseconds apart can return in either order (seen, 3 runs in 120).
+_COMMIT_ORDER_TABLE = "test_commit_order"
+_NEXT_COMMIT = text(f"UPDATE {_COMMIT_ORDER_TABLE} SET n = n + 1 RETURNING n")
+
+
 async def _run_writers(
     engine: AsyncEngine,
     settings: Settings,
@@ -89,21 +98,28 @@ async def _run_writers(
     hold_s: Callable[[int], float],
     writers: int,
 ) -> list[str]:
-    """Each writer: own session, enqueue, hold the transaction, commit. Returns the
-    event ids in the order their commits returned."""
+    """Each writer: own session, write, hold the transaction, commit. Returns the
+    event ids in the order their transactions committed."""
     sessions = session_factory(engine)
-    committed: list[str] = []
+    order: dict[str, int] = {}
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {_COMMIT_ORDER_TABLE} (n bigint NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {_COMMIT_ORDER_TABLE} VALUES (0)"))
 
     async def one(n: int) -> None:
         event = _event(settings, aggregate_id, n)
         async with sessions() as session:
             await write(session, event)
             await asyncio.sleep(hold_s(n))
+            order[str(event.event_id)] = (await session.execute(_NEXT_COMMIT)).scalar_one()
             await session.commit()
-            committed.append(str(event.event_id))
 
-    await asyncio.gather(*(one(n) for n in range(writers)))
-    return committed
+    try:
+        await asyncio.gather(*(one(n) for n in range(writers)))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {_COMMIT_ORDER_TABLE}"))
+    return sorted(order, key=order.__getitem__)
 
 
 async def _rows(engine: AsyncEngine, key: str) -> list[Any]:
