@@ -24,7 +24,9 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -125,22 +127,40 @@ _WRITE = InsertWithEvent.of(
 )
 
 
+@dataclass(frozen=True)
+class Writers:
+    """The writers' connections and the user who owns their projects, for a rate's
+    warm-up and its measured run alike."""
+
+    pool: asyncpg.Pool
+    owner: int
+
+
+@asynccontextmanager
+async def writers(settings: Settings) -> AsyncIterator[Writers]:
+    pool = await asyncpg.create_pool(
+        settings.database.libpq_url, min_size=WRITERS, max_size=WRITERS
+    )
+    try:
+        owner = await pool.fetchval(
+            "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x') RETURNING id",
+            name := f"bench-writer-{uuid.uuid4().hex[:8]}",
+            f"{name}@example.com",
+        )
+        yield Writers(pool, owner)
+    finally:
+        await pool.close()
+
+
 async def steady_writes(
     settings: Settings,
+    through: Writers,
     rate: int,
     seconds: float,
     committed: dict[str, float],
     outbox_ids: list[int],
 ) -> tuple[float, float]:
     """(how far the writers fell behind schedule at worst, seconds they took)."""
-    pool = await asyncpg.create_pool(
-        settings.database.libpq_url, min_size=WRITERS, max_size=WRITERS
-    )
-    owner = await pool.fetchval(
-        "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x') RETURNING id",
-        name := f"bench-writer-{uuid.uuid4().hex[:8]}",
-        f"{name}@example.com",
-    )
     total = int(rate * seconds)
     start = time.perf_counter() + 0.2
     counter = iter(range(total))
@@ -163,21 +183,21 @@ async def steady_writes(
                 user_id=n,
             )
             _, stored = await insert_with_event(
-                conn, _WRITE, (owner, f"bench {n}", ""), event, shards=settings.relay.shards
+                conn,
+                _WRITE,
+                (through.owner, f"bench {n}", ""),
+                event,
+                shards=settings.relay.shards,
             )
             committed[str(event.event_id)] = time.time()
             outbox_ids.append(stored.outbox_id)
 
     async def one_writer() -> None:
-        async with pool.acquire() as conn:
+        async with through.pool.acquire() as conn:
             await writer(conn)
 
-    try:
-        await asyncio.gather(*(one_writer() for _ in range(WRITERS)))
-        elapsed = time.perf_counter() - start
-    finally:
-        await pool.close()
-    return max(lag, default=0.0), elapsed
+    await asyncio.gather(*(one_writer() for _ in range(WRITERS)))
+    return max(lag, default=0.0), time.perf_counter() - start
 
 
 async def wait_published(settings: Settings, timeout_s: float = 60) -> None:
@@ -204,12 +224,16 @@ async def one_rate(settings: Settings, rate: int, seconds: float) -> dict[str, A
         committed: dict[str, float] = {}
         outbox_ids: list[int] = []
         brokers = service_pids()["kafka_broker"]
-        broker_before = sum(cpu_seconds(pid) for pid in brokers)
-        # Fresh topics make the first transactions slow (28-96 ms commits against
-        # 10-20 in the steady state): warm them at the rate, outside the figures.
-        await steady_writes(settings, rate, WARMUP_S, {}, [])
-        cpu_before, wall_before = cpu_seconds(relay.pid), time.monotonic()
-        behind, took = await steady_writes(settings, rate, seconds, committed, outbox_ids)
+        async with writers(settings) as through:
+            # Fresh topics make the first transactions slow (28-96 ms commits against
+            # 10-20 in the steady state): warm them at the rate, outside the figures,
+            # the broker's CPU included.
+            await steady_writes(settings, through, rate, WARMUP_S, {}, [])
+            broker_before = sum(cpu_seconds(pid) for pid in brokers)
+            cpu_before, wall_before = cpu_seconds(relay.pid), time.monotonic()
+            behind, took = await steady_writes(
+                settings, through, rate, seconds, committed, outbox_ids
+            )
         # Also what the next run needs: it may use fewer shards, and a row left
         # unpublished would make its relay refuse to start.
         await wait_published(settings)
