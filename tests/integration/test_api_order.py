@@ -19,7 +19,8 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -90,6 +91,33 @@ _COMMIT_ORDER_TABLE = "test_commit_order"
 _NEXT_COMMIT = text(f"UPDATE {_COMMIT_ORDER_TABLE} SET n = n + 1 RETURNING n")
 
 
+class CommitOrder:
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    async def commit(self, session: AsyncSession, event: NewEvent) -> None:
+        """Commit `session`, whose transaction wrote `event`, noting its place."""
+        result = await session.execute(_NEXT_COMMIT)
+        self._numbers[str(event.event_id)] = result.scalar_one()
+        await session.commit()
+
+    def event_ids(self) -> list[str]:
+        """The event ids in the order their transactions committed."""
+        return sorted(self._numbers, key=self._numbers.__getitem__)
+
+
+@asynccontextmanager
+async def _commit_order(engine: AsyncEngine) -> AsyncIterator[CommitOrder]:
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {_COMMIT_ORDER_TABLE} (n bigint NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {_COMMIT_ORDER_TABLE} VALUES (0)"))
+    try:
+        yield CommitOrder()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {_COMMIT_ORDER_TABLE}"))
+
+
 async def _run_writers(
     engine: AsyncEngine,
     settings: Settings,
@@ -101,25 +129,17 @@ async def _run_writers(
     """Each writer: own session, write, hold the transaction, commit. Returns the
     event ids in the order their transactions committed."""
     sessions = session_factory(engine)
-    order: dict[str, int] = {}
-    async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE TABLE {_COMMIT_ORDER_TABLE} (n bigint NOT NULL)"))
-        await conn.execute(text(f"INSERT INTO {_COMMIT_ORDER_TABLE} VALUES (0)"))
+    async with _commit_order(engine) as order:
 
-    async def one(n: int) -> None:
-        event = _event(settings, aggregate_id, n)
-        async with sessions() as session:
-            await write(session, event)
-            await asyncio.sleep(hold_s(n))
-            order[str(event.event_id)] = (await session.execute(_NEXT_COMMIT)).scalar_one()
-            await session.commit()
+        async def one(n: int) -> None:
+            event = _event(settings, aggregate_id, n)
+            async with sessions() as session:
+                await write(session, event)
+                await asyncio.sleep(hold_s(n))
+                await order.commit(session, event)
 
-    try:
         await asyncio.gather(*(one(n) for n in range(writers)))
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP TABLE {_COMMIT_ORDER_TABLE}"))
-    return sorted(order, key=order.__getitem__)
+    return order.event_ids()
 
 
 async def _rows(engine: AsyncEngine, key: str) -> list[Any]:
@@ -197,29 +217,27 @@ async def test_early_insert_late_commit_is_serialized_by_the_sequence_row(
     aggregate_id = uuid.uuid4().hex
     sessions = session_factory(clean_db)
     first_inserted = asyncio.Event()
-    committed: list[str] = []
+    async with _commit_order(clean_db) as order:
 
-    async def first() -> None:
-        event = _event(settings, aggregate_id, 0)
-        async with sessions() as session:
-            await write(session, event)
-            first_inserted.set()
-            await asyncio.sleep(0.3)
-            await session.commit()
-            committed.append(str(event.event_id))
+        async def first() -> None:
+            event = _event(settings, aggregate_id, 0)
+            async with sessions() as session:
+                await write(session, event)
+                first_inserted.set()
+                await asyncio.sleep(0.3)
+                await order.commit(session, event)
 
-    async def second() -> None:
-        await first_inserted.wait()
-        event = _event(settings, aggregate_id, 1)
-        async with sessions() as session:
-            await write(session, event)
-            await session.commit()
-            committed.append(str(event.event_id))
+        async def second() -> None:
+            await first_inserted.wait()
+            event = _event(settings, aggregate_id, 1)
+            async with sessions() as session:
+                await write(session, event)
+                await order.commit(session, event)
 
-    await asyncio.gather(first(), second())
+        await asyncio.gather(first(), second())
     rows = await _rows(clean_db, event_key("project", aggregate_id))
     assert len(rows) == 2
-    assert _id_order_matches_commit_order(rows, committed) is serialized
+    assert _id_order_matches_commit_order(rows, order.event_ids()) is serialized
 
 
 async def test_concurrent_applications_through_the_api_keep_the_project_key_gapless(
